@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LIB := keras_pkkd/ops/_adder_ops.so
+STAMP := $(VENV)/.requirements-installed
+CORE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard custom_ops/adder/cc/ops/*) custom_ops/build.py
+
+.PHONY: venv build test test-slow demo bench clean
+
+venv: $(STAMP) $(LIB)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . \
+	  || echo "note: editable install skipped; the checkout is used from the repo root"
+	@touch $(STAMP)
+
+$(LIB): $(STAMP) $(CORE_SOURCES)
+	$(PY) custom_ops/build.py
+
+build: $(STAMP)
+	$(PY) custom_ops/build.py
+
+test: venv
+	$(PY) -m pytest tests -q
+
+test-slow: venv
+	$(PY) -m pytest tests -q -m slow
+
+demo: venv
+	$(PY) -m keras_pkkd.demo
+
+bench: venv
+	$(PY) benchmarks/bench_adder_op.py
+
+clean:
+	rm -rf build $(LIB) keras_pkkd/ops/_adder_ops.json

@@ -1,0 +1,1 @@
+# Makes the checkout importable in tests without an install step.

@@ -1,0 +1,48 @@
+// CPU kernels of the adder ops: the compute core on TF's intra-op thread pool.
+#define EIGEN_USE_THREADS
+#include "adder_conv2d_op.h"
+
+#include "tensorflow/core/framework/register_types.h"
+#include "tensorflow/core/lib/core/threadpool.h"
+
+namespace pkkd {
+
+using CPUDevice = Eigen::ThreadPoolDevice;
+
+namespace {
+ParallelFor IntraOpPool(tensorflow::OpKernelContext* ctx) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  return [pool](int64_t total, int64_t cost_per_unit,
+                const std::function<void(int64_t, int64_t)>& fn) {
+    pool->ParallelFor(total, cost_per_unit, fn);
+  };
+}
+}  // namespace
+
+template <>
+void AdderFunctors<CPUDevice>::Forward(tensorflow::OpKernelContext* ctx, const AdderGeometry& g,
+                                       const float* x, const float* w, float* y) {
+  AdderForward(g, x, w, y, IntraOpPool(ctx));
+}
+
+template <>
+void AdderFunctors<CPUDevice>::BackpropInput(tensorflow::OpKernelContext* ctx,
+                                             const AdderGeometry& g, const float* x,
+                                             const float* w, const float* dy, float* dx) {
+  AdderBackpropInput(g, x, w, dy, dx, IntraOpPool(ctx));
+}
+
+#define REGISTER_CPU(T)                                                                   \
+  REGISTER_KERNEL_BUILDER(                                                                \
+      Name("Pkkd>AdderConv2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \
+      AdderConv2DOp<CPUDevice, T>);                                                       \
+  REGISTER_KERNEL_BUILDER(Name("Pkkd>AdderConv2DBackpropInput")                           \
+                              .Device(tensorflow::DEVICE_CPU)                             \
+                              .TypeConstraint<T>("T"),                                    \
+                          AdderConv2DBackpropInputOp<CPUDevice, T>);
+REGISTER_CPU(float);
+REGISTER_CPU(Eigen::half);
+REGISTER_CPU(Eigen::bfloat16);
+#undef REGISTER_CPU
+
+}  // namespace pkkd

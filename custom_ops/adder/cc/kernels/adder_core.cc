@@ -1,0 +1,103 @@
+// Geometry and run-time choice of the kernel version for this CPU.
+#include "adder_core.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace pkkd {
+
+void ForwardScalar(const AdderGeometry&, const float*, const float*, float*, const ParallelFor&);
+void BackpropInputScalar(const AdderGeometry&, const float*, const float*, const float*, float*,
+                         const ParallelFor&);
+#if defined(__x86_64__)
+void ForwardAvx512(const AdderGeometry&, const float*, const float*, float*, const ParallelFor&);
+void BackpropInputAvx512(const AdderGeometry&, const float*, const float*, const float*, float*,
+                         const ParallelFor&);
+void ForwardAvx2(const AdderGeometry&, const float*, const float*, float*, const ParallelFor&);
+void BackpropInputAvx2(const AdderGeometry&, const float*, const float*, const float*, float*,
+                       const ParallelFor&);
+#endif
+
+namespace {
+
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+// KERAS_PKKD_ISA=avx2|scalar caps the choice (to test and benchmark the other paths on one
+// machine); it can never select an ISA the CPU lacks.
+Isa DetectIsa() {
+  Isa best = Isa::kScalar;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::kAvx2;
+  if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f")) best = Isa::kAvx512;
+#endif
+  const char* cap = std::getenv("KERAS_PKKD_ISA");
+  if (cap != nullptr) {
+    if (std::strcmp(cap, "scalar") == 0) best = Isa::kScalar;
+    if (std::strcmp(cap, "avx2") == 0 && best == Isa::kAvx512) best = Isa::kAvx2;
+  }
+  return best;
+}
+
+Isa CurrentIsa() {
+  static const Isa isa = DetectIsa();
+  return isa;
+}
+
+void OutputSize(bool same, int64_t in, int64_t k, int64_t s, int64_t d, int64_t* out,
+                int64_t* pad_before) {
+  const int64_t eff_k = (k - 1) * d + 1;
+  if (same) {
+    *out = (in + s - 1) / s;
+    int64_t total = (*out - 1) * s + eff_k - in;
+    if (total < 0) total = 0;
+    *pad_before = total / 2;
+  } else {
+    *out = in >= eff_k ? (in - eff_k) / s + 1 : 0;
+    *pad_before = 0;
+  }
+}
+
+}  // namespace
+
+bool ComputeAdderGeometry(bool same_padding, AdderGeometry* g) {
+  OutputSize(same_padding, g->in_h, g->k_h, g->stride_h, g->dil_h, &g->out_h, &g->pad_top);
+  OutputSize(same_padding, g->in_w, g->k_w, g->stride_w, g->dil_w, &g->out_w, &g->pad_left);
+  return g->out_h > 0 && g->out_w > 0;
+}
+
+void SerialFor(int64_t total, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+  if (total > 0) fn(0, total);
+}
+
+void AdderForward(const AdderGeometry& g, const float* x, const float* w, float* y,
+                  const ParallelFor& pf) {
+  switch (CurrentIsa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return ForwardAvx512(g, x, w, y, pf);
+    case Isa::kAvx2: return ForwardAvx2(g, x, w, y, pf);
+#endif
+    default: return ForwardScalar(g, x, w, y, pf);
+  }
+}
+
+void AdderBackpropInput(const AdderGeometry& g, const float* x, const float* w,
+                        const float* dy, float* dx, const ParallelFor& pf) {
+  switch (CurrentIsa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return BackpropInputAvx512(g, x, w, dy, dx, pf);
+    case Isa::kAvx2: return BackpropInputAvx2(g, x, w, dy, dx, pf);
+#endif
+    default: return BackpropInputScalar(g, x, w, dy, dx, pf);
+  }
+}
+
+const char* AdderIsaName() {
+  switch (CurrentIsa()) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+}  // namespace pkkd

@@ -1,0 +1,51 @@
+// AVX-512 version of the adder kernels (compiled with -mavx512f -mfma; chosen at run time).
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define PKKD_ISA_NAMESPACE avx512
+
+namespace pkkd {
+namespace avx512 {
+struct Vec {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  // Forward tile: up to 24 accumulators of the 32 zmm registers.
+  static constexpr int kFwdMaxT = 4, kFwdMaxP = 12, kFwdBudget = 24;
+  // Input-gradient tile: accumulator, lower and upper bound per (pixel, vector): 3 * 8 = 24.
+  static constexpr int kBwdMaxT = 2, kBwdMaxP = 8, kBwdBudget = 8;
+  static V Zero() { return _mm512_setzero_ps(); }
+  static V Set1(float v) { return _mm512_set1_ps(v); }
+  static V Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V Add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V Sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V Min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V Max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V Fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // Hides the value from the optimizer so fma(m, 1.0, acc) is not folded into an add.
+  static V Opaque(V v) {
+    asm volatile("" : "+v"(v));
+    return v;
+  }
+  // acc + min(w, *x) through the FMA pipe; the broadcast folds into vminps' memory operand.
+  // acc + min(w, *x), accumulated through the FMA pipe.
+  static V AccumulateMin(V acc, V w, const float* x, V ones) {
+    return _mm512_fmadd_ps(_mm512_min_ps(w, _mm512_set1_ps(*x)), ones, acc);
+  }
+};
+}  // namespace avx512
+}  // namespace pkkd
+
+#include "adder_core_impl.h"
+
+namespace pkkd {
+void ForwardAvx512(const AdderGeometry& g, const float* x, const float* w, float* y,
+                   const ParallelFor& pf) {
+  avx512::Forward(g, x, w, y, pf);
+}
+void BackpropInputAvx512(const AdderGeometry& g, const float* x, const float* w,
+                         const float* dy, float* dx, const ParallelFor& pf) {
+  avx512::BackpropInput(g, x, w, dy, dx, pf);
+}
+}  // namespace pkkd
+#endif  // __x86_64__

@@ -1,0 +1,6 @@
+"""keras_pkkd: Adder Neural Networks in Keras, trained with progressive kernel-based KD."""
+
+__version__ = "0.1.0"
+
+from keras_pkkd import layers, ops  # noqa: E402,F401
+from keras_pkkd.layers import AdderConv2D  # noqa: E402,F401
