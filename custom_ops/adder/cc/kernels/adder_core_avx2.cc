@@ -9,8 +9,8 @@ namespace avx2 {
 struct Vec {
   using V = __m256;
   static constexpr int kWidth = 8;
-  // 16 ymm registers: up to 10 accumulators + filter vectors + the 1.0 constant.
-  static constexpr int kFwdMaxT = 2, kFwdMaxP = 10, kFwdBudget = 10;
+  // 16 ymm registers: up to 12 accumulators + filter vectors + the 1.0 constant.
+  static constexpr int kFwdMaxT = 2, kFwdBudget = 12;
   static constexpr int kBwdMaxT = 1, kBwdMaxP = 4, kBwdBudget = 4;
   static V Zero() { return _mm256_setzero_ps(); }
   static V Set1(float v) { return _mm256_set1_ps(v); }
@@ -25,7 +25,9 @@ struct Vec {
     asm volatile("" : "+x"(v));
     return v;
   }
-  static V AccumulateMin(V acc, V w, const float* x, V ones) {
+  // acc + min(w, *x) through the FMA pipe (AVX2 has no embedded broadcast; vbroadcastss from
+  // memory is a load-port operation).
+  static V AccumulateMinBcast(V acc, V w, const float* x, V ones) {
     return _mm256_fmadd_ps(_mm256_min_ps(w, _mm256_broadcast_ss(x)), ones, acc);
   }
 };

@@ -9,8 +9,8 @@ namespace avx512 {
 struct Vec {
   using V = __m512;
   static constexpr int kWidth = 16;
-  // Forward tile: up to 24 accumulators of the 32 zmm registers.
-  static constexpr int kFwdMaxT = 4, kFwdMaxP = 12, kFwdBudget = 24;
+  // Forward tile: P * T <= 24 accumulators of the 32 zmm registers, T <= 4 vectors.
+  static constexpr int kFwdMaxT = 4, kFwdBudget = 24;
   // Input-gradient tile: accumulator, lower and upper bound per (pixel, vector): 3 * 8 = 24.
   static constexpr int kBwdMaxT = 2, kBwdMaxP = 8, kBwdBudget = 8;
   static V Zero() { return _mm512_setzero_ps(); }
@@ -28,9 +28,13 @@ struct Vec {
     return v;
   }
   // acc + min(w, *x) through the FMA pipe; the broadcast folds into vminps' memory operand.
-  // acc + min(w, *x), accumulated through the FMA pipe.
-  static V AccumulateMin(V acc, V w, const float* x, V ones) {
-    return _mm512_fmadd_ps(_mm512_min_ps(w, _mm512_set1_ps(*x)), ones, acc);
+  // acc + min(w, *x), accumulated through the FMA pipe, with x broadcast from memory inside
+  // vminps ({1to16}): gcc does not fold the broadcast by itself, and a separate vbroadcastss
+  // per product was measured slower (up to 2x at 16 output channels).
+  static V AccumulateMinBcast(V acc, V w, const float* x, V ones) {
+    V m;
+    asm("vminps %[x]%{1to16%}, %[w], %[m]" : [m] "=v"(m) : [w] "v"(w), [x] "m"(*x));
+    return _mm512_fmadd_ps(m, ones, acc);
   }
 };
 }  // namespace avx512

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "adder_core.h"
@@ -33,42 +34,61 @@ namespace PKKD_ISA_NAMESPACE {
 
 constexpr int W = Vec::kWidth;
 
+// The register tiles only work if their loops over pixels and vectors are fully unrolled, so
+// that the accumulator arrays become registers; gcc stops unrolling at about 16 by itself.
+#define PKKD_UNROLL _Pragma("GCC unroll 32")
+
 inline int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // ---------------------------------------------------------------------------------------------
-// Forward tile: acc[k][t] = sum over taps and c of min(w[tap, c, t-vector], x_k[tap][c]).
+// Forward tile: acc[k][t] = sum over taps and c of min(w[tap, c, t-vector], x[pixel k, tap, c]).
+//
+// The input was copied into a zero-padded, channel-blocked layout xb[n][h][cb][w][kCBlock], so
+// for one (tap, channel block) the tile's P pixels sit at one base pointer + k * S * kCBlock:
+// with the column stride S a template constant, every broadcast is a constant displacement
+// from a single register (no per-pixel pointers competing for the 16 general registers).
+constexpr int kCBlock = 16;
+
 struct FwdArgs {
-  const float* const* xp;  // [ntaps][kMaxP] pointers to the C input values of (tap, pixel)
-  int64_t ntaps;
-  const float* w;          // packed filter at the first channel vector of this chunk
-  int64_t c;               // input channels
+  const float* x;          // xb at (n, first input row, block 0, first input column)
+  int64_t tap_h_stride;    // floats between filter rows (dilation_h input rows)
+  int64_t tap_w_stride;    // floats between filter columns (dilation_w input columns)
+  int64_t block_stride;    // floats between channel blocks of one input row
+  int64_t k_h, k_w, blocks;
+  int64_t col_stride;      // stride_w (used when the template S is 0)
+  const float* w;          // packed filter [tap][c padded][O padded] at this chunk's first vector
   int64_t w_c_stride;      // floats between consecutive input channels in the packed filter
-  int64_t w_tap_stride;    // floats between consecutive taps in the packed filter
   float* acc;              // out: [P][T * W]
 };
 
-template <int P, int T>
+template <int P, int T, int S>
 void FwdTile(const FwdArgs& a) {
   typename Vec::V acc[P][T];
-  for (int k = 0; k < P; ++k)
-    for (int t = 0; t < T; ++t) acc[k][t] = Vec::Zero();
+  PKKD_UNROLL for (int k = 0; k < P; ++k)
+    PKKD_UNROLL for (int t = 0; t < T; ++t) acc[k][t] = Vec::Zero();
   const typename Vec::V ones = Vec::Opaque(Vec::Set1(1.0f));
-  for (int64_t tap = 0; tap < a.ntaps; ++tap) {
-    const float* px[P];
-    for (int k = 0; k < P; ++k) px[k] = a.xp[tap * Vec::kFwdMaxP + k];
-    const float* wt = a.w + tap * a.w_tap_stride;
-    for (int64_t c = 0; c < a.c; ++c) {
-      typename Vec::V wv[T];
-      for (int t = 0; t < T; ++t) wv[t] = Vec::Load(wt + c * a.w_c_stride + t * W);
-      for (int k = 0; k < P; ++k) {
-        for (int t = 0; t < T; ++t) {
-          acc[k][t] = Vec::AccumulateMin(acc[k][t], wv[t], px[k] + c, ones);
+  const int64_t pitch = (S > 0 ? S : a.col_stride) * kCBlock;
+  const float* wt = a.w;
+  for (int64_t i = 0; i < a.k_h; ++i) {
+    for (int64_t j = 0; j < a.k_w; ++j) {
+      const float* xrow = a.x + i * a.tap_h_stride + j * a.tap_w_stride;
+      for (int64_t cb = 0; cb < a.blocks; ++cb) {
+        const float* xb = xrow + cb * a.block_stride;
+        for (int cc = 0; cc < kCBlock; ++cc) {
+          typename Vec::V wv[T];
+          PKKD_UNROLL for (int t = 0; t < T; ++t) wv[t] = Vec::Load(wt + t * W);
+          wt += a.w_c_stride;
+          PKKD_UNROLL for (int k = 0; k < P; ++k) {
+            PKKD_UNROLL for (int t = 0; t < T; ++t) {
+              acc[k][t] = Vec::AccumulateMinBcast(acc[k][t], wv[t], xb + k * pitch + cc, ones);
+            }
+          }
         }
       }
     }
   }
-  for (int k = 0; k < P; ++k)
-    for (int t = 0; t < T; ++t) Vec::Store(a.acc + (k * T + t) * W, acc[k][t]);
+  PKKD_UNROLL for (int k = 0; k < P; ++k)
+    PKKD_UNROLL for (int t = 0; t < T; ++t) Vec::Store(a.acc + (k * T + t) * W, acc[k][t]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -90,8 +110,8 @@ template <int P, int T>
 void BwdTile(const BwdArgs& a) {
   typename Vec::V acc[P][T], lo[P][T], hi[P][T];
   const typename Vec::V one = Vec::Set1(1.0f);
-  for (int k = 0; k < P; ++k) {
-    for (int t = 0; t < T; ++t) {
+  PKKD_UNROLL for (int k = 0; k < P; ++k) {
+    PKKD_UNROLL for (int t = 0; t < T; ++t) {
       const typename Vec::V xv = Vec::Load(a.x + (k * T + t) * W);
       lo[k][t] = Vec::Sub(xv, one);
       hi[k][t] = Vec::Add(xv, one);
@@ -100,39 +120,59 @@ void BwdTile(const BwdArgs& a) {
   }
   for (int64_t e = 0; e < a.ntaps; ++e) {
     const float* pd[P];
-    for (int k = 0; k < P; ++k) pd[k] = a.dyp[e * Vec::kBwdMaxP + k];
+    PKKD_UNROLL for (int k = 0; k < P; ++k) pd[k] = a.dyp[e * Vec::kBwdMaxP + k];
     const float* wtap = a.wt + a.tap_ids[e] * a.wt_tap_stride;
     for (int64_t o = 0; o < a.out_c; ++o) {
       typename Vec::V wv[T];
-      for (int t = 0; t < T; ++t) wv[t] = Vec::Load(wtap + o * a.wt_o_stride + t * W);
-      for (int k = 0; k < P; ++k) {
+      PKKD_UNROLL for (int t = 0; t < T; ++t) wv[t] = Vec::Load(wtap + o * a.wt_o_stride + t * W);
+      PKKD_UNROLL for (int k = 0; k < P; ++k) {
         const typename Vec::V d = Vec::Set1(pd[k][o]);
-        for (int t = 0; t < T; ++t) {
+        PKKD_UNROLL for (int t = 0; t < T; ++t) {
           acc[k][t] = Vec::Fma(Vec::Min(Vec::Max(wv[t], lo[k][t]), hi[k][t]), d, acc[k][t]);
         }
       }
     }
   }
-  for (int k = 0; k < P; ++k)
-    for (int t = 0; t < T; ++t) Vec::Store(a.acc + (k * T + t) * W, acc[k][t]);
+  PKKD_UNROLL for (int k = 0; k < P; ++k)
+    PKKD_UNROLL for (int t = 0; t < T; ++t) Vec::Store(a.acc + (k * T + t) * W, acc[k][t]);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tables of tile functions indexed by [T][P], so tails use exactly-sized tiles.
+// Tables of tile functions, so tails use exactly-sized tiles. Forward: [S][T][P], S in {0, 1, 2}
+// (0: run-time column stride); only P * T <= budget is instantiated.
+struct FwdTable {
+  using Fn = void (*)(const FwdArgs&);
+  Fn fn[3][Vec::kFwdMaxT + 1][Vec::kFwdBudget + 1] = {};
+};
+
+template <int S, int T, int P>
+void FillFwd(FwdTable* tab) {
+  if constexpr (T >= 1) {
+    if constexpr (P >= 1) {
+      tab->fn[S][T][P] = &FwdTile<P, T, S>;
+      FillFwd<S, T, P - 1>(tab);
+    } else if constexpr (T > 1) {
+      FillFwd<S, T - 1, Vec::kFwdBudget / (T - 1)>(tab);
+    }
+  }
+}
+
+inline const FwdTable& GetFwdTable() {
+  static const FwdTable* tab = [] {
+    auto* t = new FwdTable();
+    FillFwd<0, Vec::kFwdMaxT, Vec::kFwdBudget / Vec::kFwdMaxT>(t);
+    FillFwd<1, Vec::kFwdMaxT, Vec::kFwdBudget / Vec::kFwdMaxT>(t);
+    FillFwd<2, Vec::kFwdMaxT, Vec::kFwdBudget / Vec::kFwdMaxT>(t);
+    return t;
+  }();
+  return *tab;
+}
+
 template <typename Args, int MaxT, int MaxP>
 struct TileTable {
   using Fn = void (*)(const Args&);
   Fn fn[MaxT + 1][MaxP + 1] = {};
 };
-
-template <int T, int P>
-void FillFwd(TileTable<FwdArgs, Vec::kFwdMaxT, Vec::kFwdMaxP>* tab) {
-  if constexpr (T >= 1 && P >= 1) {
-    tab->fn[T][P] = &FwdTile<P, T>;
-    if constexpr (P > 1) FillFwd<T, P - 1>(tab);
-    if constexpr (P == Vec::kFwdMaxP && T > 1) FillFwd<T - 1, Vec::kFwdMaxP>(tab);
-  }
-}
 
 template <int T, int P>
 void FillBwd(TileTable<BwdArgs, Vec::kBwdMaxT, Vec::kBwdMaxP>* tab) {
@@ -141,15 +181,6 @@ void FillBwd(TileTable<BwdArgs, Vec::kBwdMaxT, Vec::kBwdMaxP>* tab) {
     if constexpr (P > 1) FillBwd<T, P - 1>(tab);
     if constexpr (P == Vec::kBwdMaxP && T > 1) FillBwd<T - 1, Vec::kBwdMaxP>(tab);
   }
-}
-
-inline const TileTable<FwdArgs, Vec::kFwdMaxT, Vec::kFwdMaxP>& FwdTable() {
-  static const auto* tab = [] {
-    auto* t = new TileTable<FwdArgs, Vec::kFwdMaxT, Vec::kFwdMaxP>();
-    FillFwd<Vec::kFwdMaxT, Vec::kFwdMaxP>(t);
-    return t;
-  }();
-  return *tab;
 }
 
 inline const TileTable<BwdArgs, Vec::kBwdMaxT, Vec::kBwdMaxP>& BwdTable() {
@@ -190,66 +221,101 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
     std::fill(y, y + out_pixels * O, 0.f);
     return;
   }
-  // Packed filter [tap][c][O padded to W], zero-filled padding (its outputs are discarded).
-  const int64_t o_pad = RoundUp(O, W);
-  std::vector<float> wp(ntaps * C * o_pad, 0.f);
+  // Packed filter [tap][c padded to kCBlock][O padded to W]; the padding is zero, so padded
+  // channels add min(0, 0) = 0 and padded outputs are discarded.
+  const int64_t o_pad = RoundUp(O, W), c_pad = RoundUp(C, kCBlock), blocks = c_pad / kCBlock;
+  std::vector<float> wp(ntaps * c_pad * o_pad, 0.f);
   std::vector<float> wsum(o_pad, 0.f);
   for (int64_t tap = 0; tap < ntaps; ++tap)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t o = 0; o < O; ++o) {
         const float v = w[(tap * C + c) * O + o];
-        wp[(tap * C + c) * o_pad + o] = v;
+        wp[(tap * c_pad + c) * o_pad + o] = v;
         wsum[o] += v;
       }
-  const int64_t in_pixels = g.batch * g.in_h * g.in_w;
-  std::vector<float> xsum(in_pixels);
-  ChannelSums(x, in_pixels, C, xsum.data(), parallel_for);
-  const std::vector<float> zeros(C, 0.f);
+  // Zero-padded, channel-blocked copy of the input: xb[n][hp][cb][wp][kCBlock]. Rows and
+  // columns beyond what any output reads are not stored.
+  const int64_t hp = (g.out_h - 1) * g.stride_h + (g.k_h - 1) * g.dil_h + 1;
+  const int64_t wpad = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1;
+  const int64_t row_floats = blocks * wpad * kCBlock;
+  std::unique_ptr<float[]> xb(new float[g.batch * hp * row_floats]);  // rows zeroed below
+  std::vector<float> xsum(g.batch * g.in_h * g.in_w);
+  parallel_for(g.batch * hp, row_floats, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / hp, h = r % hp - g.pad_top;
+      float* dst = xb.get() + r * row_floats;
+      std::fill(dst, dst + row_floats, 0.f);
+      if (h < 0 || h >= g.in_h) continue;
+      for (int64_t col = 0; col < wpad; ++col) {
+        const int64_t iw = col - g.pad_left;
+        if (iw < 0 || iw >= g.in_w) continue;
+        const float* src = x + ((n * g.in_h + h) * g.in_w + iw) * C;
+        float s = 0.f;
+        for (int64_t cb = 0; cb < blocks; ++cb) {
+          float* d = dst + (cb * wpad + col) * kCBlock;
+          const int64_t c0 = cb * kCBlock, cn = std::min<int64_t>(kCBlock, C - c0);
+          for (int64_t cc = 0; cc < cn; ++cc) {
+            d[cc] = src[c0 + cc];
+            s += src[c0 + cc];
+          }
+        }
+        xsum[(n * g.in_h + h) * g.in_w + iw] = s;
+      }
+    }
+  });
+  // Input pixels no output reads (VALID tails) keep no sum; they are never looked up.
 
   const int64_t groups = o_pad / W;
-  int tile_t, tile_p;
-  PickTile(groups, Vec::kFwdMaxT, Vec::kFwdMaxP, Vec::kFwdBudget, &tile_t, &tile_p);
-  const auto& table = FwdTable();
+  const int tile_t = static_cast<int>(std::min<int64_t>(groups, Vec::kFwdMaxT));
+  const int max_p = Vec::kFwdBudget / tile_t;
+  // Balanced tiles along the output row: ceil(out_w / max_p) tiles of (nearly) equal size.
+  const int64_t ntiles = (g.out_w + max_p - 1) / max_p;
+  const int tile_p = static_cast<int>((g.out_w + ntiles - 1) / ntiles);
+  const int s_idx = g.stride_w == 1 ? 1 : g.stride_w == 2 ? 2 : 0;
+  const auto& table = GetFwdTable();
 
   const int64_t rows = g.batch * g.out_h;
-  const int64_t row_cost = g.out_w * o_pad * C * ntaps / W + 1;
+  const int64_t row_cost = g.out_w * o_pad * c_pad * ntaps / W + 1;
   parallel_for(rows, row_cost, [&](int64_t row_begin, int64_t row_end) {
-    std::vector<const float*> xp(ntaps * Vec::kFwdMaxP);
-    std::vector<float> acc(Vec::kFwdMaxP * Vec::kFwdMaxT * W);
-    float sx[Vec::kFwdMaxP];
+    std::vector<float> acc(Vec::kFwdBudget * W);
+    float sx[Vec::kFwdBudget];
     for (int64_t row = row_begin; row < row_end; ++row) {
       const int64_t n = row / g.out_h, p = row % g.out_h;
       for (int64_t q0 = 0; q0 < g.out_w; q0 += tile_p) {
         const int pt = static_cast<int>(std::min<int64_t>(tile_p, g.out_w - q0));
-        for (int k = 0; k < pt; ++k) sx[k] = 0.f;
-        for (int64_t i = 0; i < g.k_h; ++i) {
-          const int64_t h = p * g.stride_h + i * g.dil_h - g.pad_top;
-          const bool h_ok = h >= 0 && h < g.in_h;
-          for (int64_t j = 0; j < g.k_w; ++j) {
-            const int64_t tap = i * g.k_w + j;
-            for (int k = 0; k < pt; ++k) {
+        // Window sums of x over the in-bounds taps.
+        for (int k = 0; k < pt; ++k) {
+          float s = 0.f;
+          for (int64_t i = 0; i < g.k_h; ++i) {
+            const int64_t h = p * g.stride_h + i * g.dil_h - g.pad_top;
+            if (h < 0 || h >= g.in_h) continue;
+            for (int64_t j = 0; j < g.k_w; ++j) {
               const int64_t col = (q0 + k) * g.stride_w + j * g.dil_w - g.pad_left;
-              if (h_ok && col >= 0 && col < g.in_w) {
-                const int64_t pix = (n * g.in_h + h) * g.in_w + col;
-                xp[tap * Vec::kFwdMaxP + k] = x + pix * C;
-                sx[k] += xsum[pix];
-              } else {
-                xp[tap * Vec::kFwdMaxP + k] = zeros.data();
-              }
+              if (col >= 0 && col < g.in_w) s += xsum[(n * g.in_h + h) * g.in_w + col];
             }
           }
+          sx[k] = s;
         }
+        const float* xbase =
+            xb.get() + (n * hp + p * g.stride_h) * row_floats + q0 * g.stride_w * kCBlock;
         for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
           const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
-          FwdArgs args{xp.data(), ntaps, wp.data() + g0 * W, C, o_pad, C * o_pad, acc.data()};
-          table.fn[tt][pt](args);
+          FwdArgs args{xbase, g.dil_h * row_floats, g.dil_w * kCBlock, wpad * kCBlock,
+                       g.k_h, g.k_w, blocks, g.stride_w, wp.data() + g0 * W, o_pad,
+                       acc.data()};
+          table.fn[s_idx][tt][pt](args);
           const int64_t o_begin = g0 * W, o_end = std::min<int64_t>(O, (g0 + tt) * W);
+          const int64_t o_vec_end = o_begin + (o_end - o_begin) / W * W;
           for (int k = 0; k < pt; ++k) {
             float* out = y + ((row * g.out_w) + q0 + k) * O;
             const float* a = acc.data() + k * tt * W - o_begin;
-            for (int64_t o = o_begin; o < o_end; ++o) {
-              out[o] = 2.f * a[o] - sx[k] - wsum[o];
+            // y = 2 acc - sum(x) - sum(w), a vector at a time, then the channel tail.
+            const typename Vec::V two = Vec::Set1(2.f), sxv = Vec::Set1(sx[k]);
+            for (int64_t o = o_begin; o < o_vec_end; o += W) {
+              Vec::Store(out + o, Vec::Sub(Vec::Fma(two, Vec::Load(a + o), Vec::Zero()),
+                                           Vec::Add(sxv, Vec::Load(wsum.data() + o))));
             }
+            for (int64_t o = o_vec_end; o < o_end; ++o) out[o] = 2.f * a[o] - sx[k] - wsum[o];
           }
         }
       }

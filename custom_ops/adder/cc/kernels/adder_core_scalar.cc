@@ -9,7 +9,7 @@ namespace scalar {
 struct Vec {
   using V = float;
   static constexpr int kWidth = 1;
-  static constexpr int kFwdMaxT = 4, kFwdMaxP = 4, kFwdBudget = 16;
+  static constexpr int kFwdMaxT = 4, kFwdBudget = 16;
   static constexpr int kBwdMaxT = 4, kBwdMaxP = 2, kBwdBudget = 8;
   static V Zero() { return 0.f; }
   static V Set1(float v) { return v; }
@@ -21,7 +21,7 @@ struct Vec {
   static V Max(V a, V b) { return std::max(a, b); }
   static V Fma(V a, V b, V c) { return a * b + c; }
   static V Opaque(V v) { return v; }
-  static V AccumulateMin(V acc, V w, const float* x, V) { return acc + std::min(w, *x); }
+  static V AccumulateMinBcast(V acc, V w, const float* x, V) { return acc + std::min(w, *x); }
 };
 }  // namespace scalar
 }  // namespace pkkd
