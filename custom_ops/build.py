@@ -44,7 +44,7 @@ METADATA = os.path.join(OUT_DIR, "_adder_ops.json")
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64")
 ISA_FLAGS = {
     "adder_core_avx2.cc": ["-mavx2", "-mfma"],
-    "adder_core_avx512.cc": ["-mavx512f", "-mavx2", "-mfma"],
+    "adder_core_avx512.cc": ["-mavx512f", "-mavx512dq", "-mavx2", "-mfma"],
 }
 
 
@@ -87,9 +87,10 @@ def cpu_sources():
     return [os.path.join(KERNELS, f) for f in files] + [os.path.join(OPS, "adder_conv2d_ops.cc")]
 
 
-# GPU architectures compiled to SASS by default (those this nvcc knows), plus PTX of the newest
-# one up to compute_90 so that later GPUs can JIT it. CUDA 13 dropped sm_50..sm_72.
-DEFAULT_CUDA_ARCHS = ["75", "80", "86", "89", "90", "100", "120"]
+# GPU architectures compiled to SASS by default (those this nvcc knows: CUDA 13 dropped
+# sm_50..sm_72), plus PTX of the newest one up to compute_90, which the driver JIT-compiles for
+# the GPUs not listed (sm_120...). Each architecture adds ~10 s of nvcc time.
+DEFAULT_CUDA_ARCHS = ["75", "80", "86", "89", "90", "100"]
 CUDA_DIAG_SUPPRESS = "68,69,554,611,970,2810"  # noise from TF/absl/protobuf headers
 
 
@@ -145,8 +146,18 @@ def cuda_arch_flags(nvcc):
     return flags, archs, release
 
 
+def cuda_home(nvcc):
+    """The toolkit root: nvcc's own TOP (nvcc may be a wrapper script), else ../ of nvcc."""
+    proc = subprocess.run([nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull],
+                          capture_output=True, text=True)
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith("#$ TOP="):
+            return os.path.realpath(line.split("=", 1)[1].strip())
+    return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+
+
 def cuda_lib_dir(nvcc):
-    home = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    home = cuda_home(nvcc)
     for d in ("lib64", "lib", os.path.join("targets", "x86_64-linux", "lib")):
         if os.path.exists(os.path.join(home, d, "libcudart_static.a")):
             return os.path.join(home, d)
@@ -256,8 +267,8 @@ def build(clean=False, jobs=2):
     if nvcc is not None:
         try:
             arch_flags, archs, release = cuda_arch_flags(nvcc)
-            compile_gpu(nvcc, compile_flags, gpu_obj, arch_flags)
             cuda_link = cuda_link_flags(nvcc)
+            compile_gpu(nvcc, compile_flags, gpu_obj, arch_flags)
             use_cuda = True
             cuda_meta = {"cuda_version": release, "cuda_archs": archs,
                          "cuda_runtime": "static (libcudart_static.a, symbols hidden)"}
@@ -287,7 +298,9 @@ def build(clean=False, jobs=2):
     if use_cuda:
         failure = None
         try:
-            run([cxx, "-shared", "-o", tmp] + objs + [gpu_obj] + link_flags + cuda_link)
+            # The static runtime goes before TF's link flags: libtensorflow_framework.so exports
+            # CUDA runtime symbols too, and must not be the one that satisfies these.
+            run([cxx, "-shared", "-o", tmp] + objs + [gpu_obj] + cuda_link + link_flags)
             log("load-testing the CUDA-enabled library in a fresh Python")
             failure = load_test(tmp)
         except RuntimeError as e:

@@ -4,6 +4,7 @@ from keras_pkkd.ops.adder_conv2d import adder_conv2d
 from keras_pkkd.ops.loader import (
     CompiledOpUnavailableError,
     build_info,
+    cpu_isa,
     custom_op_available,
     unavailable_reason,
 )
@@ -13,5 +14,6 @@ __all__ = [
     "custom_op_available",
     "unavailable_reason",
     "build_info",
+    "cpu_isa",
     "CompiledOpUnavailableError",
 ]

@@ -112,6 +112,15 @@ def unavailable_reason():
     return _state["reason"]
 
 
+def cpu_isa():
+    """"avx512", "avx2" or "scalar": what the compiled CPU kernels run on; None without them."""
+    module = compiled_module() if _mode() != "python" else None
+    if module is None:
+        return None
+    with tf.device("/CPU:0"):
+        return module.pkkd_adder_cpu_isa().numpy().decode()
+
+
 def build_info():
     """The build record of the library (TF version, CUDA, ISA paths), or None if absent."""
     meta_path = os.path.join(os.path.dirname(library_path()), METADATA_NAME)

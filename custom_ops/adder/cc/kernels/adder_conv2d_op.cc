@@ -32,6 +32,17 @@ void AdderFunctors<CPUDevice>::BackpropInput(tensorflow::OpKernelContext* ctx,
   AdderBackpropInput(g, x, w, dy, dx, IntraOpPool(ctx));
 }
 
+class AdderCpuIsaOp : public tensorflow::OpKernel {
+ public:
+  using tensorflow::OpKernel::OpKernel;
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    tensorflow::Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tensorflow::TensorShape({}), &out));
+    out->scalar<tensorflow::tstring>()() = AdderIsaName();
+  }
+};
+REGISTER_KERNEL_BUILDER(Name("Pkkd>AdderCpuIsa").Device(tensorflow::DEVICE_CPU), AdderCpuIsaOp);
+
 #define REGISTER_CPU(T)                                                                   \
   REGISTER_KERNEL_BUILDER(                                                                \
       Name("Pkkd>AdderConv2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \

@@ -12,6 +12,8 @@ struct Vec {
   // 16 ymm registers: up to 12 accumulators + filter vectors + the 1.0 constant.
   static constexpr int kFwdMaxT = 2, kFwdBudget = 12;
   static constexpr int kBwdMaxT = 1, kBwdMaxP = 4, kBwdBudget = 4;
+  static constexpr bool kMixedClip = false;  // no vrangeps: every pair uses the bounds form
+  static V ClipDiff(V, V, V) { return Zero(); }  // never called when kMixedClip is false
   static V Zero() { return _mm256_setzero_ps(); }
   static V Set1(float v) { return _mm256_set1_ps(v); }
   static V Load(const float* p) { return _mm256_loadu_ps(p); }

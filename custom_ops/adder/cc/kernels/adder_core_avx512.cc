@@ -1,4 +1,4 @@
-// AVX-512 version of the adder kernels (compiled with -mavx512f -mfma; chosen at run time).
+// AVX-512 version of the adder kernels (AVX512F + AVX512DQ; chosen at run time).
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -11,8 +11,10 @@ struct Vec {
   static constexpr int kWidth = 16;
   // Forward tile: P * T <= 24 accumulators of the 32 zmm registers, T <= 4 vectors.
   static constexpr int kFwdMaxT = 4, kFwdBudget = 24;
-  // Input-gradient tile: accumulator, lower and upper bound per (pixel, vector): 3 * 8 = 24.
-  static constexpr int kBwdMaxT = 2, kBwdMaxP = 8, kBwdBudget = 8;
+  // Input-gradient tile: per (pixel, vector) an accumulator plus two bounds (bounds form) or
+  // x (range form), 2.5 registers on average: 10 pairs = 25 registers.
+  static constexpr int kBwdMaxT = 2, kBwdMaxP = 10, kBwdBudget = 10;
+  static constexpr bool kMixedClip = true;
   static V Zero() { return _mm512_setzero_ps(); }
   static V Set1(float v) { return _mm512_set1_ps(v); }
   static V Load(const float* p) { return _mm512_loadu_ps(p); }
@@ -22,6 +24,11 @@ struct Vec {
   static V Min(V a, V b) { return _mm512_min_ps(a, b); }
   static V Max(V a, V b) { return _mm512_max_ps(a, b); }
   static V Fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  // clip(w - x, -1, 1): w * 1 - x on the FMA pipe, then vrangeps imm 0b0010 = the smaller
+  // magnitude of (w - x, 1) with the sign of w - x (AVX512DQ).
+  static V ClipDiff(V w, V x, V one) {
+    return _mm512_range_ps(_mm512_fmsub_ps(w, one, x), one, 0x2);
+  }
   // Hides the value from the optimizer so fma(m, 1.0, acc) is not folded into an add.
   static V Opaque(V v) {
     asm volatile("" : "+v"(v));

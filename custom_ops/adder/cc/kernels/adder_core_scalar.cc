@@ -11,6 +11,8 @@ struct Vec {
   static constexpr int kWidth = 1;
   static constexpr int kFwdMaxT = 4, kFwdBudget = 16;
   static constexpr int kBwdMaxT = 4, kBwdMaxP = 2, kBwdBudget = 8;
+  static constexpr bool kMixedClip = false;
+  static V ClipDiff(V, V, V) { return 0.f; }  // never called when kMixedClip is false
   static V Zero() { return 0.f; }
   static V Set1(float v) { return v; }
   static V Load(const float* p) { return *p; }

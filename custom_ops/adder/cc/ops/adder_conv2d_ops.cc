@@ -111,4 +111,12 @@ AdderNet input gradient (HardTanh rule): input_backprop[n,h,w,c] = sum over the 
 pixels reading input[n,h,w,c] and over t of out_backprop * clip(filter - input, -1, 1).
 )doc");
 
+REGISTER_OP("Pkkd>AdderCpuIsa")
+    .Output("isa: string")
+    .SetShapeFn(::tensorflow::shape_inference::ScalarShape)
+    .Doc(R"doc(
+The instruction set the CPU kernels of the adder ops run on here: "avx512", "avx2" or "scalar"
+(chosen once per process from the CPU, capped by the KERAS_PKKD_ISA environment variable).
+)doc");
+
 }  // namespace pkkd
