@@ -243,36 +243,54 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
         wsum[o] += v;
       }
   // Zero-padded, channel-blocked copy of the input: xb[n][hp][cb][wp][kCBlock]. Rows and
-  // columns beyond what any output reads are not stored.
+  // columns beyond what any output reads are not stored; inside, only the rows and columns
+  // some (output, tap) pair reads are copied (a strided 1x1 layer reads a quarter of them).
   const int64_t hp = (g.out_h - 1) * g.stride_h + (g.k_h - 1) * g.dil_h + 1;
   const int64_t wpad = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1;
   const int64_t row_floats = blocks * wpad * kCBlock;
+  auto reads = [](int64_t size, int64_t out, int64_t k, int64_t s, int64_t d) {
+    std::vector<char> used(size, 0);
+    for (int64_t p = 0; p < out; ++p)
+      for (int64_t i = 0; i < k; ++i) used[p * s + i * d] = 1;
+    return used;
+  };
+  const std::vector<char> row_used = reads(hp, g.out_h, g.k_h, g.stride_h, g.dil_h);
+  const std::vector<char> col_used = reads(wpad, g.out_w, g.k_w, g.stride_w, g.dil_w);
   std::unique_ptr<float[]> xb(new float[g.batch * hp * row_floats]);  // rows zeroed below
   std::vector<float> xsum(g.batch * g.in_h * g.in_w);
   parallel_for(g.batch * hp, row_floats, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / hp, h = r % hp - g.pad_top;
       float* dst = xb.get() + r * row_floats;
+      if (!row_used[r % hp]) continue;  // never read: left uninitialized
       std::fill(dst, dst + row_floats, 0.f);
       if (h < 0 || h >= g.in_h) continue;
       for (int64_t col = 0; col < wpad; ++col) {
         const int64_t iw = col - g.pad_left;
-        if (iw < 0 || iw >= g.in_w) continue;
+        if (iw < 0 || iw >= g.in_w || !col_used[col]) continue;
         const float* src = x + ((n * g.in_h + h) * g.in_w + iw) * C;
-        float s = 0.f;
+        float lane[kCBlock] = {};  // per-lane partial sums: vectorizes without reassociation
         for (int64_t cb = 0; cb < blocks; ++cb) {
           float* d = dst + (cb * wpad + col) * kCBlock;
-          const int64_t c0 = cb * kCBlock, cn = std::min<int64_t>(kCBlock, C - c0);
-          for (int64_t cc = 0; cc < cn; ++cc) {
-            d[cc] = src[c0 + cc];
-            s += src[c0 + cc];
+          const float* sblk = src + cb * kCBlock;
+          if ((cb + 1) * kCBlock <= C) {
+            for (int cc = 0; cc < kCBlock; ++cc) {
+              d[cc] = sblk[cc];
+              lane[cc] += sblk[cc];
+            }
+          } else {
+            for (int64_t cc = 0; cc < C - cb * kCBlock; ++cc) {
+              d[cc] = sblk[cc];
+              lane[cc] += sblk[cc];
+            }
           }
         }
+        float s = 0.f;
+        for (int cc = 0; cc < kCBlock; ++cc) s += lane[cc];
         xsum[(n * g.in_h + h) * g.in_w + iw] = s;
       }
     }
   });
-  // Input pixels no output reads (VALID tails) keep no sum; they are never looked up.
 
   const int64_t groups = o_pad / W;
   const int tile_t = static_cast<int>(std::min<int64_t>(groups, Vec::kFwdMaxT));
