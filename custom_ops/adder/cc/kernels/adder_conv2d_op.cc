@@ -19,6 +19,20 @@ ParallelFor IntraOpPool(tensorflow::OpKernelContext* ctx) {
 }
 }  // namespace
 
+template <typename T>
+struct FloatConvert<CPUDevice, T> {
+  static void ToFloat(tensorflow::OpKernelContext* ctx, const T* in, float* out, int64_t n) {
+    Eigen::TensorMap<Eigen::Tensor<const T, 1>> src(in, n);
+    Eigen::TensorMap<Eigen::Tensor<float, 1>> dst(out, n);
+    dst.device(ctx->eigen_device<CPUDevice>()) = src.template cast<float>();
+  }
+  static void FromFloat(tensorflow::OpKernelContext* ctx, const float* in, T* out, int64_t n) {
+    Eigen::TensorMap<Eigen::Tensor<const float, 1>> src(in, n);
+    Eigen::TensorMap<Eigen::Tensor<T, 1>> dst(out, n);
+    dst.device(ctx->eigen_device<CPUDevice>()) = src.template cast<T>();
+  }
+};
+
 template <>
 void AdderFunctors<CPUDevice>::Forward(tensorflow::OpKernelContext* ctx, const AdderGeometry& g,
                                        const float* x, const float* w, float* y) {

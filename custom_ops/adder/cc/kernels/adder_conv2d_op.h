@@ -82,6 +82,11 @@ inline tensorflow::Status MakeGeometry(const AdderAttrs& a, const tensorflow::Te
   return tensorflow::Status();
 }
 
+// Conversion of half / bfloat16 buffers to and from float32 on a device. Specialized for
+// CPUDevice in adder_conv2d_op.cc (Eigen) and for GPUDevice in adder_conv2d_op_gpu.cu.cc.
+template <typename Device, typename T>
+struct FloatConvert;  // static void ToFloat(ctx, const T*, float*, n), FromFloat(ctx, const float*, T*, n)
+
 // A float32 view of a T tensor: the tensor itself for float, a converted copy otherwise.
 template <typename Device, typename T>
 class FloatInput {
@@ -92,7 +97,8 @@ class FloatInput {
     } else {
       status_ = ctx->allocate_temp(tensorflow::DT_FLOAT, t.shape(), &copy_);
       if (!status_.ok()) return;
-      copy_.flat<float>().device(ctx->eigen_device<Device>()) = t.flat<T>().template cast<float>();
+      FloatConvert<Device, T>::ToFloat(ctx, t.flat<T>().data(), copy_.flat<float>().data(),
+                                       t.NumElements());
       data_ = copy_.flat<float>().data();
     }
   }
@@ -121,8 +127,9 @@ class FloatOutput {
   float* data() { return data_; }
   void Finish() {
     if constexpr (!std::is_same<T, float>::value) {
-      out_->flat<T>().device(ctx_->eigen_device<Device>()) =
-          buffer_.flat<float>().template cast<T>();
+      if (!ctx_->status().ok()) return;  // the compute kernel already failed
+      FloatConvert<Device, T>::FromFloat(ctx_, buffer_.flat<float>().data(),
+                                         out_->flat<T>().data(), out_->NumElements());
     }
   }
 

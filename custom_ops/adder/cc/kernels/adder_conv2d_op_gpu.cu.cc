@@ -495,59 +495,16 @@ void AdderFunctors<GPUDevice>::BackpropInput(tensorflow::OpKernelContext* ctx,
   gpu::CheckLaunch(ctx, "AdderBackpropInput");
 }
 
-// float32 staging on the GPU. These partial specialisations replace the generic FloatInput /
-// FloatOutput of adder_conv2d_op.h (which use Eigen device expressions) for GPUDevice; they are
-// declared before the kernels below are instantiated, and GPUDevice is only used in this file.
+// float32 staging of half / bfloat16 tensors on the GPU (see FloatConvert in
+// adder_conv2d_op.h).
 template <typename T>
-class FloatInput<GPUDevice, T> {
- public:
-  FloatInput(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& t) {
-    if constexpr (std::is_same<T, float>::value) {
-      data_ = t.flat<float>().data();
-    } else {
-      status_ = ctx->allocate_temp(tensorflow::DT_FLOAT, t.shape(), &copy_);
-      if (!status_.ok()) return;
-      float* out = copy_.flat<float>().data();
-      gpu::ToFloat<T>(ctx, t.flat<T>().data(), out, t.NumElements());
-      data_ = out;
-    }
+struct FloatConvert<GPUDevice, T> {
+  static void ToFloat(tensorflow::OpKernelContext* ctx, const T* in, float* out, int64_t n) {
+    gpu::ToFloat<T>(ctx, in, out, n);
   }
-  const tensorflow::Status& status() const { return status_; }
-  const float* data() const { return data_; }
-
- private:
-  tensorflow::Status status_;
-  tensorflow::Tensor copy_;
-  const float* data_ = nullptr;
-};
-
-template <typename T>
-class FloatOutput<GPUDevice, T> {
- public:
-  FloatOutput(tensorflow::OpKernelContext* ctx, tensorflow::Tensor* out) : ctx_(ctx), out_(out) {
-    if constexpr (std::is_same<T, float>::value) {
-      data_ = out->flat<float>().data();
-    } else {
-      status_ = ctx->allocate_temp(tensorflow::DT_FLOAT, out->shape(), &buffer_);
-      if (status_.ok()) data_ = buffer_.flat<float>().data();
-    }
+  static void FromFloat(tensorflow::OpKernelContext* ctx, const float* in, T* out, int64_t n) {
+    gpu::FromFloat<T>(ctx, in, out, n);
   }
-  const tensorflow::Status& status() const { return status_; }
-  float* data() { return data_; }
-  void Finish() {
-    if constexpr (!std::is_same<T, float>::value) {
-      if (!ctx_->status().ok()) return;  // the compute kernel already failed
-      gpu::FromFloat<T>(ctx_, buffer_.flat<float>().data(), out_->flat<T>().data(),
-                        out_->NumElements());
-    }
-  }
-
- private:
-  tensorflow::OpKernelContext* ctx_;
-  tensorflow::Tensor* out_;
-  tensorflow::Status status_;
-  tensorflow::Tensor buffer_;
-  float* data_ = nullptr;
 };
 
 #define REGISTER_GPU(T)                                                                   \

@@ -40,6 +40,11 @@ constexpr int W = Vec::kWidth;
 
 inline int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+#ifndef PKKD_CHUNK_BYTES
+#define PKKD_CHUNK_BYTES (640 * 1024)
+#endif
+constexpr int64_t kChunkBytes = PKKD_CHUNK_BYTES;
+
 // ---------------------------------------------------------------------------------------------
 // Forward tile: acc[k][t] = sum over taps and c of min(w[tap, c, t-vector], x[pixel k, tap, c]).
 //
@@ -230,18 +235,38 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
     std::fill(y, y + out_pixels * O, 0.f);
     return;
   }
-  // Packed filter [tap][c padded to kCBlock][O padded to W]; the padding is zero, so padded
-  // channels add min(0, 0) = 0 and padded outputs are discarded.
   const int64_t o_pad = RoundUp(O, W), c_pad = RoundUp(C, kCBlock), blocks = c_pad / kCBlock;
+  const int64_t groups = o_pad / W;
+  // Chunk width: as many output vectors as the register budget allows, but few enough that
+  // one chunk of the packed filter stays in a core's L2 cache (kChunkBytes): each filter value
+  // is reused by only P pixels per pass, so a chunk streamed from L3 or DRAM starves the FMAs
+  // (ResNet-18's 7x7x512 layer ran at 1/3 speed with 1.2 MB chunks).
+  int tile_t = static_cast<int>(std::min<int64_t>(groups, Vec::kFwdMaxT));
+  while (tile_t > 1 && ntaps * c_pad * tile_t * W * 4 > kChunkBytes) --tile_t;
+  // Packed filter, chunk-major: for each chunk of tile_t output vectors (the last may be
+  // narrower) a contiguous [tap][c padded to kCBlock][chunk width] block, so one chunk streams
+  // from cache while every output tile of a thread uses it. Zero padding: padded channels add
+  // min(0, 0) = 0 and padded outputs are discarded.
   std::vector<float> wp(ntaps * c_pad * o_pad, 0.f);
   std::vector<float> wsum(o_pad, 0.f);
-  for (int64_t tap = 0; tap < ntaps; ++tap)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t o = 0; o < O; ++o) {
-        const float v = w[(tap * C + c) * O + o];
-        wp[(tap * c_pad + c) * o_pad + o] = v;
-        wsum[o] += v;
-      }
+  // Where output channel o lives: its chunk's offset in wp, the chunk width, o's column.
+  std::vector<int64_t> o_chunk(O), o_width(O), o_col(O);
+  for (int64_t o = 0; o < O; ++o) {
+    const int64_t g0 = (o / W) / tile_t * tile_t;  // first vector of o's chunk
+    o_chunk[o] = g0 * W * ntaps * c_pad;
+    o_width[o] = std::min<int64_t>(tile_t, groups - g0) * W;
+    o_col[o] = o - g0 * W;
+  }
+  // Read w in its own order (sequential), one (tap, c) row at a time, in parallel over rows.
+  parallel_for(ntaps * C, O * 2, [&](int64_t begin, int64_t end) {
+    for (int64_t tc = begin; tc < end; ++tc) {
+      const int64_t row = tc / C * c_pad + tc % C;  // (tap, c) row in the padded layout
+      const float* src = w + tc * O;
+      for (int64_t o = 0; o < O; ++o) wp[o_chunk[o] + row * o_width[o] + o_col[o]] = src[o];
+    }
+  });
+  for (int64_t tc = 0; tc < ntaps * C; ++tc)
+    for (int64_t o = 0; o < O; ++o) wsum[o] += w[tc * O + o];
   // Zero-padded, channel-blocked copy of the input: xb[n][hp][cb][wp][kCBlock]. Rows and
   // columns beyond what any output reads are not stored; inside, only the rows and columns
   // some (output, tap) pair reads are copied (a strided 1x1 layer reads a quarter of them).
@@ -263,11 +288,18 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
       const int64_t n = r / hp, h = r % hp - g.pad_top;
       float* dst = xb.get() + r * row_floats;
       if (!row_used[r % hp]) continue;  // never read: left uninitialized
-      std::fill(dst, dst + row_floats, 0.f);
-      if (h < 0 || h >= g.in_h) continue;
+      if (h < 0 || h >= g.in_h) {
+        std::fill(dst, dst + row_floats, 0.f);
+        continue;
+      }
       for (int64_t col = 0; col < wpad; ++col) {
+        if (!col_used[col]) continue;
         const int64_t iw = col - g.pad_left;
-        if (iw < 0 || iw >= g.in_w || !col_used[col]) continue;
+        if (iw < 0 || iw >= g.in_w) {
+          for (int64_t cb = 0; cb < blocks; ++cb)
+            std::fill_n(dst + (cb * wpad + col) * kCBlock, kCBlock, 0.f);
+          continue;
+        }
         const float* src = x + ((n * g.in_h + h) * g.in_w + iw) * C;
         float lane[kCBlock] = {};  // per-lane partial sums: vectorizes without reassociation
         for (int64_t cb = 0; cb < blocks; ++cb) {
@@ -279,21 +311,21 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
               lane[cc] += sblk[cc];
             }
           } else {
-            for (int64_t cc = 0; cc < C - cb * kCBlock; ++cc) {
-              d[cc] = sblk[cc];
-              lane[cc] += sblk[cc];
+            const int64_t cn = C - cb * kCBlock;
+            for (int64_t cc = 0; cc < kCBlock; ++cc) {
+              const float v = cc < cn ? sblk[cc] : 0.f;
+              d[cc] = v;
+              lane[cc] += v;
             }
           }
         }
-        float s = 0.f;
-        for (int cc = 0; cc < kCBlock; ++cc) s += lane[cc];
-        xsum[(n * g.in_h + h) * g.in_w + iw] = s;
+        for (int half = kCBlock / 2; half >= 1; half /= 2)  // tree sum: short dependency chain
+          for (int cc = 0; cc < half; ++cc) lane[cc] += lane[cc + half];
+        xsum[(n * g.in_h + h) * g.in_w + iw] = lane[0];
       }
     }
   });
 
-  const int64_t groups = o_pad / W;
-  const int tile_t = static_cast<int>(std::min<int64_t>(groups, Vec::kFwdMaxT));
   const int max_p = Vec::kFwdBudget / tile_t;
   // Balanced tiles along the output row: ceil(out_w / max_p) tiles of (nearly) equal size.
   const int64_t ntiles = (g.out_w + max_p - 1) / max_p;
@@ -301,48 +333,57 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
   const int s_idx = g.stride_w == 1 ? 1 : g.stride_w == 2 ? 2 : 0;
   const auto& table = GetFwdTable();
 
+  // Window sums of x over the in-bounds taps of every output pixel.
+  std::vector<float> sx(out_pixels);
+  parallel_for(g.batch * g.out_h, g.out_w * ntaps * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / g.out_h, p = row % g.out_h;
+      float* out = sx.data() + row * g.out_w;
+      std::fill(out, out + g.out_w, 0.f);
+      for (int64_t i = 0; i < g.k_h; ++i) {
+        const int64_t h = p * g.stride_h + i * g.dil_h - g.pad_top;
+        if (h < 0 || h >= g.in_h) continue;
+        const float* xs = xsum.data() + (n * g.in_h + h) * g.in_w;
+        for (int64_t j = 0; j < g.k_w; ++j) {
+          for (int64_t q = 0; q < g.out_w; ++q) {
+            const int64_t col = q * g.stride_w + j * g.dil_w - g.pad_left;
+            if (col >= 0 && col < g.in_w) out[q] += xs[col];
+          }
+        }
+      }
+    }
+  });
+
   const int64_t rows = g.batch * g.out_h;
   const int64_t row_cost = g.out_w * o_pad * c_pad * ntaps / W + 1;
   parallel_for(rows, row_cost, [&](int64_t row_begin, int64_t row_end) {
     std::vector<float> acc(Vec::kFwdBudget * W);
-    float sx[Vec::kFwdBudget];
-    for (int64_t row = row_begin; row < row_end; ++row) {
-      const int64_t n = row / g.out_h, p = row % g.out_h;
-      for (int64_t q0 = 0; q0 < g.out_w; q0 += tile_p) {
-        const int pt = static_cast<int>(std::min<int64_t>(tile_p, g.out_w - q0));
-        // Window sums of x over the in-bounds taps.
-        for (int k = 0; k < pt; ++k) {
-          float s = 0.f;
-          for (int64_t i = 0; i < g.k_h; ++i) {
-            const int64_t h = p * g.stride_h + i * g.dil_h - g.pad_top;
-            if (h < 0 || h >= g.in_h) continue;
-            for (int64_t j = 0; j < g.k_w; ++j) {
-              const int64_t col = (q0 + k) * g.stride_w + j * g.dil_w - g.pad_left;
-              if (col >= 0 && col < g.in_w) s += xsum[(n * g.in_h + h) * g.in_w + col];
-            }
-          }
-          sx[k] = s;
-        }
-        const float* xbase =
-            xb.get() + (n * hp + p * g.stride_h) * row_floats + q0 * g.stride_w * kCBlock;
-        for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
-          const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
+    // Chunks outermost: a thread runs all its rows through one filter chunk before the next.
+    for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
+      const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
+      const float* wchunk = wp.data() + g0 * W * ntaps * c_pad;
+      const int64_t o_begin = g0 * W, o_end = std::min<int64_t>(O, (g0 + tt) * W);
+      const int64_t o_vec_end = o_begin + (o_end - o_begin) / W * W;
+      for (int64_t row = row_begin; row < row_end; ++row) {
+        const int64_t n = row / g.out_h, p = row % g.out_h;
+        for (int64_t q0 = 0; q0 < g.out_w; q0 += tile_p) {
+          const int pt = static_cast<int>(std::min<int64_t>(tile_p, g.out_w - q0));
+          const float* xbase =
+              xb.get() + (n * hp + p * g.stride_h) * row_floats + q0 * g.stride_w * kCBlock;
           FwdArgs args{xbase, g.dil_h * row_floats, g.dil_w * kCBlock, wpad * kCBlock,
-                       g.k_h, g.k_w, blocks, g.stride_w, wp.data() + g0 * W, o_pad,
-                       acc.data()};
+                       g.k_h, g.k_w, blocks, g.stride_w, wchunk, tt * W, acc.data()};
           table.fn[s_idx][tt][pt](args);
-          const int64_t o_begin = g0 * W, o_end = std::min<int64_t>(O, (g0 + tt) * W);
-          const int64_t o_vec_end = o_begin + (o_end - o_begin) / W * W;
           for (int k = 0; k < pt; ++k) {
-            float* out = y + ((row * g.out_w) + q0 + k) * O;
+            const int64_t pix = row * g.out_w + q0 + k;
+            float* out = y + pix * O;
             const float* a = acc.data() + k * tt * W - o_begin;
             // y = 2 acc - sum(x) - sum(w), a vector at a time, then the channel tail.
-            const typename Vec::V two = Vec::Set1(2.f), sxv = Vec::Set1(sx[k]);
+            const typename Vec::V two = Vec::Set1(2.f), sxv = Vec::Set1(sx[pix]);
             for (int64_t o = o_begin; o < o_vec_end; o += W) {
               Vec::Store(out + o, Vec::Sub(Vec::Fma(two, Vec::Load(a + o), Vec::Zero()),
                                            Vec::Add(sxv, Vec::Load(wsum.data() + o))));
             }
-            for (int64_t o = o_vec_end; o < o_end; ++o) out[o] = 2.f * a[o] - sx[k] - wsum[o];
+            for (int64_t o = o_vec_end; o < o_end; ++o) out[o] = 2.f * a[o] - sx[pix] - wsum[o];
           }
         }
       }
@@ -360,12 +401,23 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
     std::fill(dx, dx + in_pixels * C, 0.f);
     return;
   }
-  // Transposed packed filter [tap][o padded to kOBlock][c padded to W], zero padding.
   const int64_t c_pad = RoundUp(C, W), o_pad = RoundUp(O, kOBlock), oblocks = o_pad / kOBlock;
+  const int64_t groups = c_pad / W;
+  int tile_t, tile_p;
+  PickTile(groups, Vec::kBwdMaxT, Vec::kBwdMaxP, Vec::kBwdBudget, &tile_t, &tile_p);
+  // Transposed packed filter, chunk-major like the forward one: for each chunk of tile_t input
+  // vectors a contiguous [tap][o padded to kOBlock][chunk width] block; zero padding.
   std::vector<float> wt(ntaps * o_pad * c_pad, 0.f);
-  for (int64_t tap = 0; tap < ntaps; ++tap)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t o = 0; o < O; ++o) wt[(tap * o_pad + o) * c_pad + c] = w[(tap * C + c) * O + o];
+  parallel_for(ntaps * C, O * 2, [&](int64_t begin, int64_t end) {
+    for (int64_t tc = begin; tc < end; ++tc) {
+      const int64_t tap = tc / C, c = tc % C;
+      const int64_t g0 = (c / W) / tile_t * tile_t;
+      const int64_t width = std::min<int64_t>(tile_t, groups - g0) * W;
+      float* dst = wt.data() + g0 * W * ntaps * o_pad + tap * o_pad * width + (c - g0 * W);
+      const float* src = w + tc * O;
+      for (int64_t o = 0; o < O; ++o) dst[o * width] = src[o];
+    }
+  });
   // Output columns any input column can reach: q = (w + pad_left - j * dil_w) / stride_w.
   const int64_t q_min = std::min<int64_t>(
       0, -(((g.k_w - 1) * g.dil_w - g.pad_left + g.stride_w - 1) / g.stride_w));
@@ -396,9 +448,6 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
     }
   });
 
-  const int64_t groups = c_pad / W;
-  int tile_t, tile_p;
-  PickTile(groups, Vec::kBwdMaxT, Vec::kBwdMaxP, Vec::kBwdBudget, &tile_t, &tile_p);
   const auto& table = BwdTable();
 
   const int64_t rows = g.batch * g.in_h;
@@ -409,41 +458,43 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
     std::vector<float> xl(Vec::kBwdMaxP * Vec::kBwdMaxT * W);
     std::vector<float> acc(Vec::kBwdMaxP * Vec::kBwdMaxT * W);
     float sdy[Vec::kBwdMaxP];
-    for (int64_t row = row_begin; row < row_end; ++row) {
-      const int64_t n = row / g.in_h, h = row % g.in_h;
-      for (int64_t r = 0; r < std::min(g.stride_w, g.in_w); ++r) {
-        // This residue's input columns r, r + s, ... form the tiles; their output columns
-        // are consecutive for every tap.
-        const int64_t count = (g.in_w - r + g.stride_w - 1) / g.stride_w;
-        for (int64_t u0 = 0; u0 < count; u0 += tile_p) {
-          const int pt = static_cast<int>(std::min<int64_t>(tile_p, count - u0));
-          int64_t nvalid = 0;
-          for (int k = 0; k < pt; ++k) sdy[k] = 0.f;
-          for (int64_t i = 0; i < g.k_h; ++i) {
-            const int64_t pn = h + g.pad_top - i * g.dil_h;
-            if (pn < 0 || pn % g.stride_h != 0 || pn / g.stride_h >= g.out_h) continue;
-            const int64_t p = pn / g.stride_h;
-            for (int64_t j = 0; j < g.k_w; ++j) {
-              const int64_t qn = r + g.pad_left - j * g.dil_w;
-              if (((qn % g.stride_w) + g.stride_w) % g.stride_w != 0) continue;
-              const int64_t q_first = qn / g.stride_w + u0;  // exact: qn is a multiple
-              bool any = false;
-              for (int k = 0; k < pt; ++k) {
-                const int64_t q = q_first + k;
-                if (q >= 0 && q < g.out_w) {
-                  sdy[k] += dysum[(n * g.out_h + p) * g.out_w + q];
-                  any = true;
+    // Chunks outermost: a thread runs all its rows through one filter chunk before the next.
+    for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
+      const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
+      const float* wchunk = wt.data() + g0 * W * ntaps * o_pad;
+      const int64_t c_begin = g0 * W, c_end = std::min<int64_t>(C, (g0 + tt) * W);
+      for (int64_t row = row_begin; row < row_end; ++row) {
+        const int64_t n = row / g.in_h, h = row % g.in_h;
+        for (int64_t r = 0; r < std::min(g.stride_w, g.in_w); ++r) {
+          // This residue's input columns r, r + s, ... form the tiles; their output columns
+          // are consecutive for every tap.
+          const int64_t count = (g.in_w - r + g.stride_w - 1) / g.stride_w;
+          for (int64_t u0 = 0; u0 < count; u0 += tile_p) {
+            const int pt = static_cast<int>(std::min<int64_t>(tile_p, count - u0));
+            int64_t nvalid = 0;
+            for (int k = 0; k < pt; ++k) sdy[k] = 0.f;
+            for (int64_t i = 0; i < g.k_h; ++i) {
+              const int64_t pn = h + g.pad_top - i * g.dil_h;
+              if (pn < 0 || pn % g.stride_h != 0 || pn / g.stride_h >= g.out_h) continue;
+              const int64_t p = pn / g.stride_h;
+              for (int64_t j = 0; j < g.k_w; ++j) {
+                const int64_t qn = r + g.pad_left - j * g.dil_w;
+                if (((qn % g.stride_w) + g.stride_w) % g.stride_w != 0) continue;
+                const int64_t q_first = qn / g.stride_w + u0;  // exact: qn is a multiple
+                bool any = false;
+                for (int k = 0; k < pt; ++k) {
+                  const int64_t q = q_first + k;
+                  if (q >= 0 && q < g.out_w) {
+                    sdy[k] += dysum[(n * g.out_h + p) * g.out_w + q];
+                    any = true;
+                  }
                 }
+                if (!any) continue;
+                tap_dy[nvalid] =
+                    dyb.get() + (n * g.out_h + p) * row_floats + (q_first - q_min) * kOBlock;
+                tap_ids[nvalid++] = i * g.k_w + j;
               }
-              if (!any) continue;
-              tap_dy[nvalid] =
-                  dyb.get() + (n * g.out_h + p) * row_floats + (q_first - q_min) * kOBlock;
-              tap_ids[nvalid++] = i * g.k_w + j;
             }
-          }
-          for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
-            const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
-            const int64_t c_begin = g0 * W, c_end = std::min<int64_t>(C, (g0 + tt) * W);
             for (int k = 0; k < pt; ++k) {
               const float* xin = x + ((row * g.in_w) + r + (u0 + k) * g.stride_w) * C;
               float* dst = xl.data() + k * tt * W;
@@ -451,8 +502,9 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
                 dst[c - c_begin] = c < c_end ? xin[c] : 0.f;
             }
             if (nvalid > 0) {
+              const int64_t width = tt * W;
               BwdArgs args{tap_dy.data(), tap_ids.data(), nvalid, oblocks, block_stride,
-                           wt.data() + g0 * W, c_pad, o_pad * c_pad, xl.data(), acc.data()};
+                           wchunk, width, o_pad * width, xl.data(), acc.data()};
               table.fn[tt][pt](args);
             }
             for (int k = 0; k < pt; ++k) {
