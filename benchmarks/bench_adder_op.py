@@ -8,18 +8,19 @@ For each conv shape of ResNet-20 (CIFAR, 32x32, batch 32 and 128) and ResNet-18 
 batch 8) it times, inside tf.function: our op forward; forward + backward (input gradient by our
 kernel, filter gradient through Conv2DBackpropFilter); the same two for tf.nn.conv2d; and the
 pure-TF fallback. Ratios are to conv2d's time for the same shape and pass, measured in the same
-run. Memory is the growth of the process's resident set during the call, sampled every
-millisecond (approximate; the allocator may reuse memory freed by an earlier call).
+run. Peak memory is that of one forward + backward call in a fresh process (resident-set peak
+growth over the inputs; see peak_memory_mb).
 The first convolution of each network stays a multiply layer in an ANN, so it is not listed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
-import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,32 +54,45 @@ RESNET18 = [
 ]
 
 
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def peak_memory_mb(kind, batch, shape):
+    """Peak memory of one forward + backward call, measured in a fresh process.
+
+    The child builds the inputs and traces the function (no execution), resets the kernel's
+    record of its peak resident set (/proc/self/clear_refs), runs the call once and reports the
+    new peak minus the resident set before the call: the call's extra peak memory (inputs
+    excluded, first-call setup of the kernels included).
+    """
+    spec = json.dumps({"kind": kind, "batch": batch, "shape": list(shape)})
+    env = dict(os.environ, KERAS_PKKD_OPS="python" if kind == "python" else "compiled")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child", spec],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    if proc.returncode != 0:
+        return float("nan")
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
-class PeakRss:
-    """Samples the resident set size in a thread; .peak is the growth over the start value."""
+def _memory_child(spec):
+    spec = json.loads(spec)
+    _, h, w, c, k, o, s = spec["shape"]
+    x = tf.random.normal([spec["batch"], h, w, c])
+    wt = tf.random.normal([k, k, c, o])
+    out_hw = -(-h // s)
+    dy = tf.random.normal([spec["batch"], out_hw, out_hw, o])
+    _, fb = make_fns(spec["kind"], s)
+    fb.get_concrete_function(x, wt, dy)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+    before = _status_kib("VmRSS")
+    [t.numpy() for t in fb(x, wt, dy)]
+    print((_status_kib("VmHWM") - before) / 1024.0)
 
-    def __enter__(self):
-        self.start = rss_bytes()
-        self.peak_abs = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
 
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak_abs = max(self.peak_abs, rss_bytes())
-            time.sleep(0.001)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak_abs = max(self.peak_abs, rss_bytes())
-        self.peak = self.peak_abs - self.start
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def make_fns(kind, stride):
@@ -102,7 +116,8 @@ def make_fns(kind, stride):
 
 
 def timeit(fn, args, min_time, max_reps, min_reps=3):
-    fn(*args)  # trace + warm up
+    """Seconds of each call, after one warm-up call."""
+    fn(*args)
     times = []
     start = time.perf_counter()
     while len(times) < max_reps and (time.perf_counter() - start < min_time or
@@ -111,9 +126,7 @@ def timeit(fn, args, min_time, max_reps, min_reps=3):
         out = fn(*args)
         _ = [o.numpy() for o in tf.nest.flatten(out)[:1]]  # make sure it ran
         times.append(time.perf_counter() - t0)
-    with PeakRss() as mem:
-        fn(*args)
-    return statistics.median(times), mem.peak
+    return times
 
 
 def run(args):
@@ -129,33 +142,52 @@ def run(args):
           f"adder kernels: {ops.cpu_isa()}", flush=True)
     header = ("| net | layer | batch | conv2d fwd ms | adder fwd ms | ratio | conv2d f+b ms | "
               "adder f+b ms | ratio | pure-TF fwd ratio | pure-TF f+b ratio | "
-              "MB conv2d / adder / pure-TF (f+b) |")
+              "f+b peak MB conv2d / adder / pure-TF |")
     print(header)
     print("|---" * 12 + "|")
-    for net, batch, (name, h, w, c, k, o, s) in nets:
+    for net, batch, shape in nets:
+        name, h, w, c, k, o, s = shape
         x = tf.random.normal([batch, h, w, c])
         wt = tf.random.normal([k, k, c, o])
         out_hw = -(-h // s)
         dy = tf.random.normal([batch, out_hw, out_hw, o])
-        res = {}
+        fns = {}
         for kind in kinds:
             os.environ["KERAS_PKKD_OPS"] = "python" if kind == "python" else "compiled"
             fwd, fb = make_fns(kind, s)
-            # The pure-TF path is slow: a single timed call after the warm-up.
-            reps = dict(min_time=0.0, max_reps=1, min_reps=1) if kind == "python" else dict(
-                min_time=args.min_time, max_reps=args.max_reps)
-            res[kind] = (timeit(fwd, (x, wt), **reps), timeit(fb, (x, wt, dy), **reps))
+            fwd(x, wt)  # trace under this kind's op path (the path is chosen at trace time)
+            fb(x, wt, dy)
+            fns[kind] = (fwd, fb)
         os.environ["KERAS_PKKD_OPS"] = "compiled"
-        (cf, _), (cb, cmem) = res["conv2d"]
-        (af, _), (ab, amem) = res["adder"]
+        # conv2d and the adder op are timed in alternating rounds, so drift in the machine's
+        # speed hits both alike; the median of every call is kept.
+        samples = {(kind, p): [] for kind in kinds for p in (0, 1)}
+        for _ in range(args.rounds):
+            for kind in kinds:
+                if kind == "python" and samples[(kind, 0)]:
+                    continue  # the pure-TF path is slow: one timed call each
+                for p, (fn, fargs) in enumerate(((fns[kind][0], (x, wt)),
+                                                 (fns[kind][1], (x, wt, dy)))):
+                    reps = (dict(min_time=0.0, max_reps=1, min_reps=1) if kind == "python" else
+                            dict(min_time=args.min_time / args.rounds, max_reps=args.max_reps,
+                                 min_reps=2))
+                    samples[(kind, p)] += timeit(fn, fargs, **reps)
+        res = {kind: (statistics.median(samples[(kind, 0)]), statistics.median(samples[(kind, 1)]))
+               for kind in kinds}
+        mem = {kind: (peak_memory_mb(kind, batch, shape) if args.memory else float("nan"))
+               for kind in kinds}
+        cf, cb = res["conv2d"]
+        af, ab = res["adder"]
         if "python" in res:
-            (pf, _), (pb, pmem) = res["python"]
-            py = (f"{pf / cf:.1f}", f"{pb / cb:.1f}", f"{pmem / 2**20:.0f}")
+            pf, pb = res["python"]
+            py = (f"{pf / cf:.1f}", f"{pb / cb:.1f}")
         else:
-            py = ("-", "-", "-")
+            py = ("-", "-")
+        mem_txt = " / ".join("-" if mem.get(kd, float("nan")) != mem.get(kd, float("nan"))
+                             else f"{mem[kd]:.0f}" for kd in ("conv2d", "adder", "python"))
         line = (f"| {net} | {name} | {batch} | {cf * 1e3:.2f} | {af * 1e3:.2f} | {af / cf:.2f} | "
                 f"{cb * 1e3:.2f} | {ab * 1e3:.2f} | {ab / cb:.2f} | {py[0]} | {py[1]} | "
-                f"{cmem / 2**20:.0f} / {amem / 2**20:.0f} / {py[2]} |")
+                f"{mem_txt} |")
         rows.append(line)
         print(line, flush=True)
     if args.markdown:
@@ -171,10 +203,19 @@ def main():
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 128],
                         help="ResNet-20 batch sizes (ResNet-18 always uses 8)")
     parser.add_argument("--no-python", action="store_true", help="skip the pure-TF path")
-    parser.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="seconds per measurement, split over the rounds")
     parser.add_argument("--max-reps", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of conv2d / adder timing per shape")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory measurement (one fresh process per cell)")
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--_memory_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._memory_child:
+        _memory_child(args._memory_child)
+        return
     os.environ["KERAS_PKKD_OPS"] = "compiled"
     if not ops.custom_op_available():
         sys.exit(f"the compiled op is not usable: {ops.unavailable_reason()}")

@@ -454,7 +454,7 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
   const int64_t row_cost = g.in_w * c_pad * o_pad * ntaps / (W * g.stride_h * g.stride_w) + 1;
   parallel_for(rows, row_cost, [&](int64_t row_begin, int64_t row_end) {
     std::vector<const float*> tap_dy(ntaps);
-    std::vector<int64_t> tap_ids(ntaps);
+    std::vector<int64_t> tap_ids(ntaps), tap_i(g.k_h), tap_p(g.k_h), tap_j(g.k_w), tap_q(g.k_w);
     std::vector<float> xl(Vec::kBwdMaxP * Vec::kBwdMaxT * W);
     std::vector<float> acc(Vec::kBwdMaxP * Vec::kBwdMaxT * W);
     float sdy[Vec::kBwdMaxP];
@@ -465,34 +465,42 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
       const int64_t c_begin = g0 * W, c_end = std::min<int64_t>(C, (g0 + tt) * W);
       for (int64_t row = row_begin; row < row_end; ++row) {
         const int64_t n = row / g.in_h, h = row % g.in_h;
+        // Filter rows i that read input row h, with the output row p each one feeds.
+        int64_t nrows = 0;
+        for (int64_t i = 0; i < g.k_h; ++i) {
+          const int64_t pn = h + g.pad_top - i * g.dil_h;
+          if (pn < 0 || pn % g.stride_h != 0 || pn / g.stride_h >= g.out_h) continue;
+          tap_i[nrows] = i;
+          tap_p[nrows++] = pn / g.stride_h;
+        }
         for (int64_t r = 0; r < std::min(g.stride_w, g.in_w); ++r) {
           // This residue's input columns r, r + s, ... form the tiles; their output columns
-          // are consecutive for every tap.
+          // are consecutive for every tap. Filter columns j that read them, with the output
+          // column of the residue's first input column.
+          int64_t ncols = 0;
+          for (int64_t j = 0; j < g.k_w; ++j) {
+            const int64_t qn = r + g.pad_left - j * g.dil_w;
+            if (((qn % g.stride_w) + g.stride_w) % g.stride_w != 0) continue;
+            tap_j[ncols] = j;
+            tap_q[ncols++] = qn / g.stride_w;  // exact: qn is a multiple
+          }
           const int64_t count = (g.in_w - r + g.stride_w - 1) / g.stride_w;
           for (int64_t u0 = 0; u0 < count; u0 += tile_p) {
             const int pt = static_cast<int>(std::min<int64_t>(tile_p, count - u0));
             int64_t nvalid = 0;
             for (int k = 0; k < pt; ++k) sdy[k] = 0.f;
-            for (int64_t i = 0; i < g.k_h; ++i) {
-              const int64_t pn = h + g.pad_top - i * g.dil_h;
-              if (pn < 0 || pn % g.stride_h != 0 || pn / g.stride_h >= g.out_h) continue;
-              const int64_t p = pn / g.stride_h;
-              for (int64_t j = 0; j < g.k_w; ++j) {
-                const int64_t qn = r + g.pad_left - j * g.dil_w;
-                if (((qn % g.stride_w) + g.stride_w) % g.stride_w != 0) continue;
-                const int64_t q_first = qn / g.stride_w + u0;  // exact: qn is a multiple
-                bool any = false;
-                for (int k = 0; k < pt; ++k) {
-                  const int64_t q = q_first + k;
-                  if (q >= 0 && q < g.out_w) {
-                    sdy[k] += dysum[(n * g.out_h + p) * g.out_w + q];
-                    any = true;
-                  }
-                }
-                if (!any) continue;
-                tap_dy[nvalid] =
-                    dyb.get() + (n * g.out_h + p) * row_floats + (q_first - q_min) * kOBlock;
-                tap_ids[nvalid++] = i * g.k_w + j;
+            for (int64_t a = 0; a < nrows; ++a) {
+              const int64_t orow = n * g.out_h + tap_p[a];
+              for (int64_t b = 0; b < ncols; ++b) {
+                const int64_t q_first = tap_q[b] + u0;
+                // Output columns of the tile in [0, out_w): k in [k_lo, k_hi).
+                const int64_t k_lo = std::max<int64_t>(0, -q_first);
+                const int64_t k_hi = std::min<int64_t>(pt, g.out_w - q_first);
+                if (k_lo >= k_hi) continue;
+                const float* ds = dysum.data() + orow * g.out_w + q_first;
+                for (int64_t k = k_lo; k < k_hi; ++k) sdy[k] += ds[k];
+                tap_dy[nvalid] = dyb.get() + orow * row_floats + (q_first - q_min) * kOBlock;
+                tap_ids[nvalid++] = tap_i[a] * g.k_w + tap_j[b];
               }
             }
             for (int k = 0; k < pt; ++k) {
@@ -508,13 +516,28 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
               table.fn[tt][pt](args);
             }
             for (int k = 0; k < pt; ++k) {
-              float* out = dx + ((row * g.in_w) + r + (u0 + k) * g.stride_w) * C;
-              const float* a = acc.data() + k * tt * W - c_begin;
-              const float* xv = xl.data() + k * tt * W - c_begin;
-              for (int64_t c = c_begin; c < c_end; ++c) {
+              float* out = dx + ((row * g.in_w) + r + (u0 + k) * g.stride_w) * C + c_begin;
+              if (nvalid == 0) {
+                std::fill(out, out + (c_end - c_begin), 0.f);
+                continue;
+              }
+              const float* a = acc.data() + k * tt * W;
+              const float* xv = xl.data() + k * tt * W;
+              const typename Vec::V sdy_v = Vec::Set1(sdy[k]);
+              for (int t = 0; t < tt; ++t) {
                 // The bounds form left out - x * sum(dy); the range form did not.
-                const bool range = BwdUsesRange(k, static_cast<int>((c - c_begin) / W), tt);
-                out[c] = nvalid == 0 ? 0.f : range ? a[c] : a[c] - xv[c] * sdy[k];
+                const bool range = BwdUsesRange(k, t, tt);
+                const int64_t c0 = t * W, n_c = std::min<int64_t>(W, c_end - c_begin - c0);
+                if (n_c <= 0) break;
+                typename Vec::V v = Vec::Load(a + c0);
+                if (!range) v = Vec::Sub(v, Vec::Fma(Vec::Load(xv + c0), sdy_v, Vec::Zero()));
+                if (n_c == W) {
+                  Vec::Store(out + c0, v);
+                } else {
+                  float tmp[W];
+                  Vec::Store(tmp, v);
+                  std::copy(tmp, tmp + n_c, out + c0);
+                }
               }
             }
           }
