@@ -53,6 +53,7 @@ def log(msg):
 
 
 def tf_flags():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out
     import tensorflow as tf  # Imported here: `--help` should not need TensorFlow.
 
     return tf.__version__, tf.sysconfig.get_compile_flags(), tf.sysconfig.get_link_flags()
