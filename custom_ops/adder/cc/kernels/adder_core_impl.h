@@ -45,6 +45,23 @@ inline int64_t RoundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 #endif
 constexpr int64_t kChunkBytes = PKKD_CHUNK_BYTES;
 
+// Per-thread scratch buffers kept between calls. Fresh multi-MB allocations per call were
+// given back to the OS by malloc and page-faulted in again every time: 12% of a ResNet-20
+// stage-3 forward at batch 128. The memory held is the largest workspace each calling thread
+// has needed (a padded copy of one input, one filter), until the thread exits.
+enum ScratchSlot { kPackedFilter, kFilterSums, kBlockedData, kPixelSums, kWindowSums, kSlots };
+
+inline float* Scratch(ScratchSlot slot, int64_t n) {
+  thread_local std::vector<float> buffers[kSlots];
+  std::vector<float>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) {
+    b.clear();
+    b.shrink_to_fit();
+    b.resize(n);
+  }
+  return b.data();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward tile: acc[k][t] = sum over taps and c of min(w[tap, c, t-vector], x[pixel k, tap, c]).
 //
@@ -247,8 +264,10 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
   // narrower) a contiguous [tap][c padded to kCBlock][chunk width] block, so one chunk streams
   // from cache while every output tile of a thread uses it. Zero padding: padded channels add
   // min(0, 0) = 0 and padded outputs are discarded.
-  std::vector<float> wp(ntaps * c_pad * o_pad, 0.f);
-  std::vector<float> wsum(o_pad, 0.f);
+  float* wp = Scratch(kPackedFilter, ntaps * c_pad * o_pad);
+  std::fill(wp, wp + ntaps * c_pad * o_pad, 0.f);
+  float* wsum = Scratch(kFilterSums, o_pad);
+  std::fill(wsum, wsum + o_pad, 0.f);
   // Where output channel o lives: its chunk's offset in wp, the chunk width, o's column.
   std::vector<int64_t> o_chunk(O), o_width(O), o_col(O);
   for (int64_t o = 0; o < O; ++o) {
@@ -281,12 +300,12 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
   };
   const std::vector<char> row_used = reads(hp, g.out_h, g.k_h, g.stride_h, g.dil_h);
   const std::vector<char> col_used = reads(wpad, g.out_w, g.k_w, g.stride_w, g.dil_w);
-  std::unique_ptr<float[]> xb(new float[g.batch * hp * row_floats]);  // rows zeroed below
-  std::vector<float> xsum(g.batch * g.in_h * g.in_w);
+  float* xb = Scratch(kBlockedData, g.batch * hp * row_floats);  // rows zeroed below
+  float* xsum = Scratch(kPixelSums, g.batch * g.in_h * g.in_w);
   parallel_for(g.batch * hp, row_floats, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / hp, h = r % hp - g.pad_top;
-      float* dst = xb.get() + r * row_floats;
+      float* dst = xb + r * row_floats;
       if (!row_used[r % hp]) continue;  // never read: left uninitialized
       if (h < 0 || h >= g.in_h) {
         std::fill(dst, dst + row_floats, 0.f);
@@ -334,16 +353,16 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
   const auto& table = GetFwdTable();
 
   // Window sums of x over the in-bounds taps of every output pixel.
-  std::vector<float> sx(out_pixels);
+  float* sx = Scratch(kWindowSums, out_pixels);
   parallel_for(g.batch * g.out_h, g.out_w * ntaps * 4, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / g.out_h, p = row % g.out_h;
-      float* out = sx.data() + row * g.out_w;
+      float* out = sx + row * g.out_w;
       std::fill(out, out + g.out_w, 0.f);
       for (int64_t i = 0; i < g.k_h; ++i) {
         const int64_t h = p * g.stride_h + i * g.dil_h - g.pad_top;
         if (h < 0 || h >= g.in_h) continue;
-        const float* xs = xsum.data() + (n * g.in_h + h) * g.in_w;
+        const float* xs = xsum + (n * g.in_h + h) * g.in_w;
         for (int64_t j = 0; j < g.k_w; ++j) {
           for (int64_t q = 0; q < g.out_w; ++q) {
             const int64_t col = q * g.stride_w + j * g.dil_w - g.pad_left;
@@ -361,7 +380,7 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
     // Chunks outermost: a thread runs all its rows through one filter chunk before the next.
     for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
       const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
-      const float* wchunk = wp.data() + g0 * W * ntaps * c_pad;
+      const float* wchunk = wp + g0 * W * ntaps * c_pad;
       const int64_t o_begin = g0 * W, o_end = std::min<int64_t>(O, (g0 + tt) * W);
       const int64_t o_vec_end = o_begin + (o_end - o_begin) / W * W;
       for (int64_t row = row_begin; row < row_end; ++row) {
@@ -369,7 +388,7 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
         for (int64_t q0 = 0; q0 < g.out_w; q0 += tile_p) {
           const int pt = static_cast<int>(std::min<int64_t>(tile_p, g.out_w - q0));
           const float* xbase =
-              xb.get() + (n * hp + p * g.stride_h) * row_floats + q0 * g.stride_w * kCBlock;
+              xb + (n * hp + p * g.stride_h) * row_floats + q0 * g.stride_w * kCBlock;
           FwdArgs args{xbase, g.dil_h * row_floats, g.dil_w * kCBlock, wpad * kCBlock,
                        g.k_h, g.k_w, blocks, g.stride_w, wchunk, tt * W, acc.data()};
           table.fn[s_idx][tt][pt](args);
@@ -381,7 +400,7 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
             const typename Vec::V two = Vec::Set1(2.f), sxv = Vec::Set1(sx[pix]);
             for (int64_t o = o_begin; o < o_vec_end; o += W) {
               Vec::Store(out + o, Vec::Sub(Vec::Fma(two, Vec::Load(a + o), Vec::Zero()),
-                                           Vec::Add(sxv, Vec::Load(wsum.data() + o))));
+                                           Vec::Add(sxv, Vec::Load(wsum + o))));
             }
             for (int64_t o = o_vec_end; o < o_end; ++o) out[o] = 2.f * a[o] - sx[pix] - wsum[o];
           }
@@ -407,13 +426,14 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
   PickTile(groups, Vec::kBwdMaxT, Vec::kBwdMaxP, Vec::kBwdBudget, &tile_t, &tile_p);
   // Transposed packed filter, chunk-major like the forward one: for each chunk of tile_t input
   // vectors a contiguous [tap][o padded to kOBlock][chunk width] block; zero padding.
-  std::vector<float> wt(ntaps * o_pad * c_pad, 0.f);
+  float* wt = Scratch(kPackedFilter, ntaps * o_pad * c_pad);
+  std::fill(wt, wt + ntaps * o_pad * c_pad, 0.f);
   parallel_for(ntaps * C, O * 2, [&](int64_t begin, int64_t end) {
     for (int64_t tc = begin; tc < end; ++tc) {
       const int64_t tap = tc / C, c = tc % C;
       const int64_t g0 = (c / W) / tile_t * tile_t;
       const int64_t width = std::min<int64_t>(tile_t, groups - g0) * W;
-      float* dst = wt.data() + g0 * W * ntaps * o_pad + tap * o_pad * width + (c - g0 * W);
+      float* dst = wt + g0 * W * ntaps * o_pad + tap * o_pad * width + (c - g0 * W);
       const float* src = w + tc * O;
       for (int64_t o = 0; o < O; ++o) dst[o * width] = src[o];
     }
@@ -426,11 +446,11 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
   const int64_t block_stride = qcols * kOBlock, row_floats = oblocks * block_stride;
   // dyb[n][p][ob][q - q_min][kOBlock]: zero outside the real output columns and channels.
   const int64_t out_rows = g.batch * g.out_h;
-  std::unique_ptr<float[]> dyb(new float[out_rows * row_floats]);  // rows zeroed below
-  std::vector<float> dysum(out_rows * g.out_w);
+  float* dyb = Scratch(kBlockedData, out_rows * row_floats);  // rows zeroed below
+  float* dysum = Scratch(kPixelSums, out_rows * g.out_w);
   parallel_for(out_rows, row_floats, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      float* dst = dyb.get() + r * row_floats;
+      float* dst = dyb + r * row_floats;
       std::fill(dst, dst + row_floats, 0.f);
       for (int64_t q = 0; q < g.out_w; ++q) {
         const float* src = dy + (r * g.out_w + q) * O;
@@ -461,7 +481,7 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
     // Chunks outermost: a thread runs all its rows through one filter chunk before the next.
     for (int64_t g0 = 0; g0 < groups; g0 += tile_t) {
       const int tt = static_cast<int>(std::min<int64_t>(tile_t, groups - g0));
-      const float* wchunk = wt.data() + g0 * W * ntaps * o_pad;
+      const float* wchunk = wt + g0 * W * ntaps * o_pad;
       const int64_t c_begin = g0 * W, c_end = std::min<int64_t>(C, (g0 + tt) * W);
       for (int64_t row = row_begin; row < row_end; ++row) {
         const int64_t n = row / g.in_h, h = row % g.in_h;
@@ -497,9 +517,9 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
                 const int64_t k_lo = std::max<int64_t>(0, -q_first);
                 const int64_t k_hi = std::min<int64_t>(pt, g.out_w - q_first);
                 if (k_lo >= k_hi) continue;
-                const float* ds = dysum.data() + orow * g.out_w + q_first;
+                const float* ds = dysum + orow * g.out_w + q_first;
                 for (int64_t k = k_lo; k < k_hi; ++k) sdy[k] += ds[k];
-                tap_dy[nvalid] = dyb.get() + orow * row_floats + (q_first - q_min) * kOBlock;
+                tap_dy[nvalid] = dyb + orow * row_floats + (q_first - q_min) * kOBlock;
                 tap_ids[nvalid++] = tap_i[a] * g.k_w + tap_j[b];
               }
             }
