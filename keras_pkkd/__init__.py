@@ -2,5 +2,6 @@
 
 __version__ = "0.1.0"
 
-from keras_pkkd import layers, ops  # noqa: E402,F401
+from keras_pkkd import layers, models, ops  # noqa: E402,F401
 from keras_pkkd.layers import AdderConv2D  # noqa: E402,F401
+from keras_pkkd.models import count_ops  # noqa: E402,F401

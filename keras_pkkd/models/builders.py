@@ -1,0 +1,193 @@
+"""The papers' networks in homogeneous kinds: CNN ("conv"), ANN ("adder"), BNN ("binary").
+
+Every network is built by one function for all kinds, so a teacher and a student of the same
+architecture have the same layers, names and parameter counts; only the intermediate
+convolutions differ (Conv2D, AdderConv2D, or sign + BinaryConv2D). The first convolution and
+the classifier stay full-precision multiply layers in every kind (METHOD.md section 1).
+
+Layer names are fixed by position: the stem "conv1", the intermediate feature convolutions
+"conv2", "conv3", ... in the order they are applied (a residual block's projection shortcut
+comes after the block's two or three convolutions), their BatchNormalizations "bn1", "bn2", ...,
+and the classifier "fc". `feature_layer_names(model)` lists the intermediate ones, which is what
+the distillation pairs between teacher and student.
+
+Notes: padding is Keras "same" (for a stride-2 3x3 conv on an even input TF pads one row and
+column after, PyTorch one on each side: same output size, a one-pixel shift); BatchNormalization
+uses PyTorch's defaults (momentum 0.1, i.e. Keras momentum=0.9, epsilon 1e-5); projection
+shortcuts (1x1 conv + BN, "option B") wherever the shape changes, an adder 1x1 in the ANN.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_pkkd.layers import AdderConv2D, BinaryActivation, BinaryConv2D
+
+KINDS = ("conv", "adder", "binary")
+
+
+class _Namer:
+    """Hands out the position-based names shared by every kind of one architecture."""
+
+    def __init__(self):
+        self.conv = 0
+        self.bn = 0
+
+    def next_conv(self):
+        self.conv += 1
+        return f"conv{self.conv}"
+
+    def next_bn(self):
+        self.bn += 1
+        return f"bn{self.bn}"
+
+
+def _check(kind, num_classes, input_shape, hw=None):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[2] != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"input_shape must be (height, width, 3), got {input_shape!r}")
+    if hw is not None and min(shape[:2]) < hw:
+        raise ValueError(f"input_shape {shape} is too small for this network (needs >= {hw})")
+    return shape
+
+
+def _bn(namer):
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=namer.next_bn())
+
+
+def _feature_conv(kind, namer, x, filters, kernel_size, strides=1):
+    """An intermediate convolution of the given kind (no BN, no activation)."""
+    name = namer.next_conv()
+    if kind == "adder":
+        return AdderConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
+    if kind == "binary":
+        x = BinaryActivation(name=f"{name}_sign")(x)
+        return BinaryConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                               use_bias=False, kernel_initializer="he_normal", name=name)(x)
+
+
+def _stem_conv(namer, x, filters, kernel_size, strides=1):
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                               use_bias=False, kernel_initializer="he_normal",
+                               name=namer.next_conv())(x)
+
+
+def _basic_block(kind, namer, x, filters, strides):
+    out = _feature_conv(kind, namer, x, filters, 3, strides)
+    out = keras.layers.ReLU()(_bn(namer)(out))
+    out = _bn(namer)(_feature_conv(kind, namer, out, filters, 3, 1))
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters, 1, strides))
+    return keras.layers.ReLU()(keras.layers.Add()([out, shortcut]))
+
+
+def _bottleneck_block(kind, namer, x, filters, strides, expansion=4):
+    out = keras.layers.ReLU()(_bn(namer)(_feature_conv(kind, namer, x, filters, 1, 1)))
+    out = keras.layers.ReLU()(_bn(namer)(_feature_conv(kind, namer, out, filters, 3, strides)))
+    out = _bn(namer)(_feature_conv(kind, namer, out, filters * expansion, 1, 1))
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters * expansion:
+        shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters * expansion, 1, strides))
+    return keras.layers.ReLU()(keras.layers.Add()([out, shortcut]))
+
+
+def _classifier(x, num_classes):
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.layers.Dense(num_classes, name="fc")(x)
+
+
+def _cifar_resnet(blocks_per_stage, kind, num_classes, input_shape, name):
+    shape = _check(kind, num_classes, input_shape, hw=8)
+    namer = _Namer()
+    inputs = keras.Input(shape, name="image")
+    x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 16, 3)))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(kind, namer, x, filters, strides)
+    return keras.Model(inputs, _classifier(x, num_classes), name=f"{name}_{kind}")
+
+
+def resnet20(kind="conv", num_classes=10, input_shape=(32, 32, 3)):
+    """ResNet-20 for CIFAR (He et al. 2016): 3 stages of 16/32/64 channels, 3 basic blocks each.
+
+    Args:
+        kind: "conv" (CNN), "adder" (ANN) or "binary" (BNN).
+        num_classes: classifier outputs (10 for CIFAR-10, 100 for CIFAR-100).
+        input_shape: (height, width, 3).
+
+    Returns:
+        An uncompiled keras.Model returning logits.
+
+    Raises:
+        ValueError: unknown kind, num_classes < 2, or a bad input_shape.
+    """
+    return _cifar_resnet(3, kind, num_classes, input_shape, "resnet20")
+
+
+def resnet32(kind="conv", num_classes=10, input_shape=(32, 32, 3)):
+    """ResNet-32 for CIFAR: as resnet20 with 5 basic blocks a stage."""
+    return _cifar_resnet(5, kind, num_classes, input_shape, "resnet32")
+
+
+def vgg_small(kind="conv", num_classes=10, input_shape=(32, 32, 3)):
+    """VGG-small of Cai et al. 2017: 2x128, pool, 2x256, pool, 2x512, pool conv layers + FC.
+
+    Every conv is followed by BN and ReLU; the classifier is one Dense layer on the flattened
+    4x4x512 map (for 32x32 inputs).
+    """
+    shape = _check(kind, num_classes, input_shape, hw=8)
+    namer = _Namer()
+    inputs = keras.Input(shape, name="image")
+    x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 128, 3)))
+    plan = [(128, True), (256, False), (256, True), (512, False), (512, True)]
+    for filters, pool in plan:
+        x = _feature_conv(kind, namer, x, filters, 3)
+        if pool:
+            x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.ReLU()(_bn(namer)(x))
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(num_classes, name="fc")(x)
+    return keras.Model(inputs, outputs, name=f"vgg_small_{kind}")
+
+
+def _imagenet_resnet(block, layers, kind, num_classes, input_shape, name):
+    shape = _check(kind, num_classes, input_shape, hw=32)
+    namer = _Namer()
+    inputs = keras.Input(shape, name="image")
+    x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 64, 7, strides=2)))
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for stage, (filters, count) in enumerate(zip((64, 128, 256, 512), layers)):
+        for i in range(count):
+            x = block(kind, namer, x, filters, 2 if stage > 0 and i == 0 else 1)
+    return keras.Model(inputs, _classifier(x, num_classes), name=f"{name}_{kind}")
+
+
+def resnet18(kind="conv", num_classes=1000, input_shape=(224, 224, 3)):
+    """ResNet-18 (torchvision layout: basic blocks [2, 2, 2, 2], 7x7 stem + max pool)."""
+    return _imagenet_resnet(_basic_block, (2, 2, 2, 2), kind, num_classes, input_shape,
+                            "resnet18")
+
+
+def resnet50(kind="conv", num_classes=1000, input_shape=(224, 224, 3)):
+    """ResNet-50 (torchvision v1.5 layout: bottlenecks [3, 4, 6, 3], stride on the 3x3)."""
+    return _imagenet_resnet(_bottleneck_block, (3, 4, 6, 3), kind, num_classes, input_shape,
+                            "resnet50")
+
+
+def feature_layer_names(model):
+    """Names of the intermediate convolutions (all but the stem), in the order they apply.
+
+    Teacher and student of the same architecture return the same list, so their outputs can be
+    paired for feature distillation without naming layers.
+    """
+    names = [layer.name for layer in model.layers
+             if isinstance(layer, keras.layers.Conv2D) and layer.name.startswith("conv")]
+    names.sort(key=lambda n: int(n[4:]))
+    return names[1:]

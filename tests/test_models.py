@@ -1,0 +1,146 @@
+"""Model zoo: shapes, parameter counts (teacher = student), layer pairing, op counts, BNN layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pkkd import AdderConv2D, count_ops, models
+from keras_pkkd.layers import BinaryActivation, BinaryConv2D
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+# Trainable parameters, counted by hand (option-B projection shortcuts in the CIFAR ResNets):
+# ResNet-20: convs 432 + 3*2*2304 + (4608 + 9216 + 512 + 2*2*9216)
+#            + (18432 + 36864 + 2048 + 2*2*36864) = 270,256; BN 2 * 784 channels; fc 650.
+# ResNet-32: convs 463,792; BN 2 * 1232; fc 650.
+# VGG-small: convs 4,574,592; BN 2 * 1792; fc 8192 * 10 + 10.
+# ResNet-18 / ResNet-50 with 1000 classes: torchvision's 11,689,512 / 25,557,032.
+CIFAR_PARAMS = {"resnet20": 272_474, "resnet32": 466_906, "vgg_small": 4_660_106}
+IMAGENET_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032}
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_PARAMS))
+def test_cifar_models_all_kinds(name):
+    built = {kind: getattr(models, name)(kind) for kind in models.KINDS}
+    for kind, model in built.items():
+        assert model.output.shape == (None, 10)
+        assert _trainable(model) == CIFAR_PARAMS[name], kind
+        assert model.count_params() == built["conv"].count_params()
+    names = models.feature_layer_names(built["conv"])
+    for kind in ("adder", "binary"):
+        assert models.feature_layer_names(built[kind]) == names
+    # Every paired layer is an adder layer in the ANN and an ordinary conv in the CNN.
+    assert all(isinstance(built["adder"].get_layer(n), AdderConv2D) for n in names)
+    assert not any(isinstance(built["conv"].get_layer(n), AdderConv2D) for n in names)
+    assert all(isinstance(built["binary"].get_layer(n), BinaryConv2D) for n in names)
+    # First conv and classifier stay multiply layers.
+    for kind in models.KINDS:
+        assert type(built[kind].get_layer("conv1")) is keras.layers.Conv2D
+        assert type(built[kind].get_layer("fc")) is keras.layers.Dense
+
+
+def test_resnet20_pairs_twenty_layers_and_counts_the_papers_multiplications():
+    ann = models.resnet20("adder")
+    assert models.feature_layer_names(ann) == [f"conv{i}" for i in range(2, 22)]
+    # Only the stem conv (32*32*27*16) and the classifier (64*10) multiply: the 0.45M
+    # multiplications the AdderNet paper lists for its ResNet-20 ANN.
+    ops = count_ops(ann)
+    assert ops["multiplications"] == 32 * 32 * 27 * 16 + 640 == 443_008
+    cnn = count_ops(models.resnet20("conv"))
+    assert cnn["additions"] - 640 - 10 == cnn["multiplications"] - 640
+    assert ops["additions"] == 2 * (cnn["multiplications"] - 443_008) + 443_008 + 10
+
+
+@pytest.mark.parametrize("name", sorted(IMAGENET_PARAMS))
+def test_imagenet_models(name):
+    for kind in ("conv", "adder"):
+        model = getattr(models, name)(kind)
+        assert model.output.shape == (None, 1000)
+        assert _trainable(model) == IMAGENET_PARAMS[name]
+
+
+def test_cifar100_and_other_input_sizes():
+    model = models.resnet32("adder", num_classes=100, input_shape=(40, 40, 3))
+    assert model.output.shape == (None, 100)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="ternary"), "kind"),
+    (dict(num_classes=1), "num_classes"),
+    (dict(num_classes=10.0), "num_classes"),
+    (dict(input_shape=(32, 32)), "input_shape"),
+    (dict(input_shape=(32, 32, 1)), "input_shape"),
+    (dict(input_shape=(4, 4, 3)), "too small"),
+])
+def test_bad_model_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.resnet20(**kwargs)
+
+
+def test_count_ops_by_hand():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = AdderConv2D(5, 3, strides=2, padding="same")(x)
+    x = BinaryConv2D(6, 1)(BinaryActivation()(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    conv = 8 * 8 * 3 * 3 * 3 * 4   # 6912 multiply-accumulates
+    adder = 4 * 4 * 3 * 3 * 4 * 5  # 2880 |x - w| terms
+    binary = 4 * 4 * 5 * 6         # 480 XNOR terms, 96 alpha scalings
+    dense = 6 * 2
+    assert count_ops(model) == {
+        "multiplications": conv + 4 * 4 * 6 + dense,
+        "additions": conv + 2 * adder + dense + 2,
+        "xnor": binary,
+    }
+    bn_values = 8 * 8 * 4
+    with_bn = count_ops(model, include_bn=True)
+    assert with_bn["multiplications"] == conv + 96 + dense + bn_values
+    assert with_bn["additions"] == conv + 2 * adder + dense + 2 + bn_values
+
+
+def test_binary_layers_forward_and_straight_through_gradients():
+    x = tf.constant([[-2.0, -0.5, 0.0, 0.5, 2.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = BinaryActivation()(x)
+    np.testing.assert_array_equal(y, [[-1, -1, 1, 1, 1]])
+    np.testing.assert_array_equal(tape.gradient(y, x), [[0, 1, 1, 1, 0]])
+
+    layer = BinaryConv2D(3, 1)
+    inp = tf.constant(np.random.default_rng(0).normal(size=(1, 2, 2, 4)).astype(np.float32))
+    out = layer(inp)
+    w = layer.kernel.numpy()
+    w_bin = np.where(w >= 0, 1.0, -1.0) * np.abs(w).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(out, np.einsum("nhwc,co->nhwo", inp, w_bin[0, 0]), rtol=1e-5,
+                               atol=1e-6)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(inp))
+    assert np.abs(tape.gradient(loss, layer.kernel).numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("kind", models.KINDS)
+def test_resnet20_trains_one_step(kind):
+    model = models.resnet20(kind)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, size=(4,))
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_models_round_trip_through_keras_files(tmp_path):
+    model = models.resnet20("binary")
+    path = tmp_path / "bnn.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
