@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
-from keras_pkkd import layers, models, ops  # noqa: E402,F401
+from keras_pkkd import distill, layers, models, ops  # noqa: E402,F401
 from keras_pkkd.layers import AdderConv2D  # noqa: E402,F401
 from keras_pkkd.models import count_ops  # noqa: E402,F401
+from keras_pkkd.distill import PKKDModel  # noqa: E402,F401

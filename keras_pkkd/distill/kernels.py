@@ -1,0 +1,75 @@
+"""Kernel maps of PKKD (METHOD.md section 3), computed so they stay finite for any sigma.
+
+Raw layer outputs are sums over k*k*C_in terms (hundreds in magnitude), so a literal
+exp(Y / sigma) overflows or underflows in float32. What is computed instead, per layer:
+
+1. Scale normalization, per channel over the batch and positions, the scale treated as a
+   constant (no gradient through it):
+     ANN:  d = -Y_a >= 0 (the L1 distance),  d_hat = d / mean(d)
+     CNN:  c = Y_c (the cross-correlation),  c_hat = c / mean(|c|)
+   so both are O(1) and unit-free, whatever the layer's width and the filters' scale.
+2. The kernel argument:
+     ANN, Laplace:            a = -d_hat / sigma_a                = log exp(-||x - f||_1 / sigma)
+     CNN, Gaussian-alike (a): a = +c_hat / (2 sigma_c^2)          (default: grows with x . f)
+     CNN, Gaussian-alike (b): a = -c_hat / (2 sigma_c^2)          (the literal reading)
+3. A stabilized exponential, h = exp(a - max(a)), the max taken per channel over the batch and
+   positions and treated as a constant: every value is in (0, 1], the largest is 1, and no
+   sigma in {0.1, ..., 10} overflows. It equals exp(a) up to one positive factor per channel,
+   which the 1x1 head that follows (linear, with bias) can rescale.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+CNN_READINGS = ("a", "b")
+_EPS = 1e-12
+
+
+def _positive(name, value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+def _reduce_axes(t):
+    return list(range(t.shape.rank - 1))  # all but channels
+
+
+def normalized_distance(y_adder):
+    """d_hat = (-Y_a) / mean(-Y_a) per channel (the scale without gradient)."""
+    d = -tf.cast(y_adder, tf.float32)
+    scale = tf.stop_gradient(tf.reduce_mean(d, axis=_reduce_axes(d), keepdims=True))
+    return d / (scale + _EPS)
+
+
+def normalized_correlation(y_conv):
+    """c_hat = Y_c / mean(|Y_c|) per channel (the scale without gradient)."""
+    c = tf.cast(y_conv, tf.float32)
+    scale = tf.stop_gradient(tf.reduce_mean(tf.abs(c), axis=_reduce_axes(c), keepdims=True))
+    return c / (scale + _EPS)
+
+
+def stable_exp(arg):
+    """exp(arg - max(arg)) per channel, the max without gradient: values in (0, 1]."""
+    peak = tf.stop_gradient(tf.reduce_max(arg, axis=_reduce_axes(arg), keepdims=True))
+    return tf.exp(arg - peak)
+
+
+def laplace_map(y_adder, sigma):
+    """h_a for an adder layer's output (<= 0): the Laplace kernel exp(-||x - f||_1 / sigma)."""
+    sigma = _positive("sigma_a", sigma)
+    return stable_exp(-normalized_distance(y_adder) / sigma)
+
+
+def gaussian_map(y_conv, sigma, reading="a"):
+    """h_c for a conv layer's output: exp(+-x.f / (2 sigma^2)), reading "a" (+) or "b" (-)."""
+    sigma = _positive("sigma_c", sigma)
+    if reading not in CNN_READINGS:
+        raise ValueError(f"cnn_kernel reading must be one of {CNN_READINGS}, got {reading!r}")
+    sign = 1.0 if reading == "a" else -1.0
+    return stable_exp(sign * normalized_correlation(y_conv) / (2.0 * sigma * sigma))

@@ -1,0 +1,200 @@
+"""PKKD core: kernel maps, each loss term against NumPy, teacher isolation, modes, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pkkd import PKKDModel, models
+from keras_pkkd.distill import kernels, losses
+
+SIGMAS = [0.1, 0.5, 1.0, 5.0, 10.0]
+
+
+def _pair(seed=0, num_classes=10, shape=(16, 16, 3)):
+    keras.utils.set_random_seed(seed)
+    student = models.resnet20("adder", num_classes=num_classes, input_shape=shape)
+    teacher = models.resnet20("conv", num_classes=num_classes, input_shape=shape)
+    return student, teacher
+
+
+def _batch(n=8, shape=(16, 16, 3), num_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n,) + shape).astype(np.float32),
+            rng.integers(0, num_classes, size=(n,)))
+
+
+def _np_stable_exp(a):
+    return np.exp(a - a.max(axis=(0, 1, 2), keepdims=True))
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_kernel_maps_are_finite_and_match_numpy(sigma):
+    rng = np.random.default_rng(0)
+    # Realistic magnitudes: an adder output of a 3x3x64 layer is about -580 +- 40.
+    y_a = (-580.0 + 40.0 * rng.normal(size=(4, 8, 8, 16))).astype(np.float32)
+    y_c = (30.0 * rng.normal(size=(4, 8, 8, 16))).astype(np.float32)
+    h_a = kernels.laplace_map(y_a, sigma).numpy()
+    d_hat = -y_a / (-y_a).mean(axis=(0, 1, 2), keepdims=True)
+    np.testing.assert_allclose(h_a, _np_stable_exp(-d_hat / sigma), rtol=2e-4, atol=1e-30)
+    for reading, sign in (("a", 1.0), ("b", -1.0)):
+        h_c = kernels.gaussian_map(y_c, sigma, reading).numpy()
+        c_hat = y_c / np.abs(y_c).mean(axis=(0, 1, 2), keepdims=True)
+        np.testing.assert_allclose(h_c, _np_stable_exp(sign * c_hat / (2 * sigma ** 2)),
+                                   rtol=2e-4, atol=1e-30)
+        assert np.isfinite(h_c).all() and h_c.max() == 1.0 and h_c.min() >= 0
+    assert np.isfinite(h_a).all() and (h_a <= 1).all() and (h_a > 0).any()
+    # Gradients stay finite too.
+    x = tf.constant(y_a)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(kernels.laplace_map(x, sigma))
+    assert np.isfinite(tape.gradient(out, x).numpy()).all()
+
+
+def test_logit_kd_matches_numpy():
+    rng = np.random.default_rng(1)
+    zt, zs = rng.normal(size=(5, 10)), rng.normal(size=(5, 10))
+    tau = 3.0
+    pt = np.exp(zt / tau) / np.exp(zt / tau).sum(-1, keepdims=True)
+    ps = np.exp(zs / tau) / np.exp(zs / tau).sum(-1, keepdims=True)
+    expected = (pt * (np.log(pt) - np.log(ps))).sum(-1).mean()
+    np.testing.assert_allclose(losses.logit_kd(zt, zs, tau), expected, rtol=1e-5)
+
+
+def test_mmd_matches_numpy():
+    rng = np.random.default_rng(2)
+    fs, ft = rng.normal(size=(3, 4, 4, 6)), rng.normal(size=(3, 4, 4, 6))
+
+    def maps(f):
+        f = f.reshape(3, 16, 6)
+        return f / np.linalg.norm(f, axis=1, keepdims=True)
+
+    s, t = maps(fs), maps(ft)
+    k = lambda a, b: (np.einsum("npi,npj->nij", a, b) ** 2).mean(axis=(1, 2))  # noqa: E731
+    expected = (k(s, s) + k(t, t) - 2 * k(s, t)).mean()
+    np.testing.assert_allclose(losses.mmd_loss(fs.astype(np.float32), ft.astype(np.float32)),
+                               expected, rtol=1e-4)
+
+
+def test_student_loss_combination_matches_numpy():
+    """On a fixed batch: (1 - a) CE + a tau^2 KL + b L_feat, L_feat from the kernel maps."""
+    student, teacher = _pair()
+    pkkd = PKKDModel(student, teacher, feature_kd="kernel", sigma=0.5, alpha=0.3, tau=2.0,
+                     beta=0.7)
+    x, y = _batch()
+    s_out = pkkd._student_features(x, training=False)
+    t_out = pkkd._teacher_features(x, training=False)
+    total, ce, kd, feat = pkkd._distill_losses(tf.constant(y), s_out, t_out)
+    zs, zt = s_out[0].numpy(), t_out[0].numpy()
+    log_ps = zs - np.log(np.exp(zs - zs.max(-1, keepdims=True)).sum(-1, keepdims=True)) - \
+        zs.max(-1, keepdims=True)
+    np.testing.assert_allclose(ce, -log_ps[np.arange(len(y)), y].mean(), rtol=1e-5)
+    feat_np = 0.0
+    for s_f, t_f in zip(s_out[1:], t_out[1:]):
+        s_f, t_f = s_f.numpy().astype(np.float64), t_f.numpy().astype(np.float64)
+        d_hat = -s_f / (-s_f).mean(axis=(0, 1, 2), keepdims=True)
+        c_hat = t_f / np.abs(t_f).mean(axis=(0, 1, 2), keepdims=True)
+        h_a = _np_stable_exp(-d_hat / 0.5)
+        h_c = _np_stable_exp(c_hat / (2 * 0.25))
+        feat_np += ((h_a - h_c) ** 2).mean()
+    np.testing.assert_allclose(feat, feat_np, rtol=1e-4)
+    np.testing.assert_allclose(total, 0.7 * ce + 0.3 * 4.0 * kd + 0.7 * feat, rtol=1e-6)
+    assert len(s_out) == 1 + 20  # logits + the 20 paired layers of ResNet-20
+
+
+def test_one_step_leaves_the_teacher_where_its_own_ce_step_would():
+    student, teacher = _pair(seed=3)
+    x, y = _batch(seed=3)
+    # The reference: a plain cross-entropy step of an identical teacher alone.
+    reference = models.resnet20("conv", input_shape=(16, 16, 3))
+    reference.set_weights(teacher.get_weights())
+    ref_opt = keras.optimizers.SGD(0.1, momentum=0.9)
+    with tf.GradientTape() as tape:
+        logits = reference(x, training=True)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    ref_opt.apply(tape.gradient(loss, reference.trainable_variables),
+                  reference.trainable_variables)
+
+    pkkd = PKKDModel(student, teacher, alpha=0.9, beta=5.0)
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                 teacher_optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    student_before = [w.copy() for w in student.get_weights()]
+    pkkd.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    for got, want in zip(teacher.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(student_before, student.get_weights()))
+
+
+@pytest.mark.parametrize("feature_kd", ["kernel_conv", "kernel", "conv", "raw", "mmd", None])
+def test_every_feature_kd_mode_trains(feature_kd):
+    student, teacher = _pair()
+    pkkd = PKKDModel(student, teacher, feature_kd=feature_kd, sigma=5.0)
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                 teacher_optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _batch(16)
+    history = pkkd.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    for key in ("loss", "ce", "kd", "feat", "teacher_loss", "accuracy", "teacher_accuracy"):
+        assert np.isfinite(history.history[key]).all(), (key, history.history[key])
+    assert (np.array(history.history["feat"]) > 0).all() == (feature_kd is not None)
+    heads = feature_kd in ("kernel_conv", "conv")
+    assert len(pkkd.student_heads) == (20 if heads else 0)
+
+
+def test_fixed_teacher_is_frozen_and_predict_is_the_student():
+    student, teacher = _pair(seed=5)
+    before = [w.copy() for w in teacher.get_weights()]
+    pkkd = PKKDModel(student, teacher, teacher_mode="fixed")
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.05))
+    x, y = _batch(8, seed=5)
+    pkkd.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    for a, b in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)  # weights and BN statistics
+    np.testing.assert_allclose(pkkd.predict(x, verbose=0), student.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    results = pkkd.evaluate(x, y, verbose=0, return_dict=True)
+    assert {"accuracy", "teacher_accuracy", "loss"} <= set(results)
+
+
+def test_top5_metrics_with_many_classes():
+    student, teacher = _pair(num_classes=100)
+    pkkd = PKKDModel(student, teacher)
+    pkkd.compile(optimizer="sgd", teacher_optimizer="sgd")
+    x, y = _batch(8, num_classes=100)
+    history = pkkd.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert "top5" in history.history and "teacher_top5" in history.history
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(feature_kd="attention"), "feature_kd"),
+    (dict(teacher_mode="frozen"), "teacher_mode"),
+    (dict(sigma=0.0), "sigma"),
+    (dict(sigma=-1.0), "sigma"),
+    (dict(sigma_c=float("nan")), "sigma_c"),
+    (dict(alpha=1.5), "alpha"),
+    (dict(tau=0), "tau"),
+    (dict(beta=-1), "beta"),
+    (dict(cnn_kernel="c"), "cnn_kernel"),
+])
+def test_bad_arguments(kwargs, message):
+    student, teacher = _pair()
+    with pytest.raises(ValueError, match=message):
+        PKKDModel(student, teacher, **kwargs)
+
+
+def test_unpaired_models_are_rejected():
+    student = models.resnet20("adder", input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match="not paired"):
+        PKKDModel(student, models.resnet32("conv", input_shape=(16, 16, 3)))
+    with pytest.raises(ValueError, match="logits"):
+        PKKDModel(student, models.resnet20("conv", num_classes=100, input_shape=(16, 16, 3)),
+                  feature_kd=None)
+
+
+def test_compile_errors():
+    student, teacher = _pair()
+    pkkd = PKKDModel(student, teacher)
+    with pytest.raises(ValueError, match="teacher_optimizer"):
+        pkkd.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="loss"):
+        pkkd.compile(optimizer="sgd", teacher_optimizer="sgd", loss="mse")
