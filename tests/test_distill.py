@@ -198,3 +198,82 @@ def test_compile_errors():
         pkkd.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="loss"):
         pkkd.compile(optimizer="sgd", teacher_optimizer="sgd", loss="mse")
+
+
+def test_training_checkpoint_resumes_exactly(tmp_path):
+    def make():
+        student, teacher = _pair(seed=7)
+        pkkd = PKKDModel(student, teacher)
+        pkkd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                     teacher_optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+        return pkkd
+
+    x, y = _batch(8, seed=7)
+    run = make()
+    run.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    path = run.training_checkpoint().save(str(tmp_path / "ckpt"))
+    run.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # uninterrupted
+
+    resumed = make()
+    status = resumed.training_checkpoint().restore(path)
+    resumed.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    status.assert_existing_objects_matched()
+    assert int(resumed.optimizer.iterations.numpy()) == 2
+    for model_a, model_b in ((run.student, resumed.student), (run.teacher, resumed.teacher)):
+        for a, b in zip(model_a.get_weights(), model_b.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="compile"):
+        PKKDModel(*_pair()).training_checkpoint()
+
+
+MIRRORED_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+import keras
+from keras_pkkd import PKKDModel, models
+
+def build():
+    keras.utils.set_random_seed(0)
+    s = models.resnet20("adder", input_shape=(16, 16, 3))
+    t = models.resnet20("conv", input_shape=(16, 16, 3))
+    p = PKKDModel(s, t)
+    p.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+              teacher_optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    return p
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(16, 16, 16, 3)).astype(np.float32)
+y = rng.integers(0, 10, size=(16,))
+single = build().evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    pkkd = build()
+mirrored = pkkd.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+history = pkkd.fit(x, y, batch_size=8, epochs=2, verbose=0)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": single,
+                  "mirrored": mirrored,
+                  "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus():
+    """Metrics under MirroredStrategy equal the single-device ones; training runs there."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, root], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    for key, value in out["single"].items():
+        np.testing.assert_allclose(out["mirrored"][key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    for key, values in out["history"].items():
+        assert np.isfinite(values).all(), key

@@ -3,8 +3,8 @@
 Raw layer outputs are sums over k*k*C_in terms (hundreds in magnitude), so a literal
 exp(Y / sigma) overflows or underflows in float32. What is computed instead, per layer:
 
-1. Scale normalization, per channel over the batch and positions, the scale treated as a
-   constant (no gradient through it):
+1. Scale normalization, per channel over the batch and positions (the global batch under
+   tf.distribute: replicas share the statistics), the scale treated as a constant:
      ANN:  d = -Y_a >= 0 (the L1 distance),  d_hat = d / mean(d)
      CNN:  c = Y_c (the cross-correlation),  c_hat = c / mean(|c|)
    so both are O(1) and unit-free, whatever the layer's width and the filters' scale.
@@ -40,23 +40,50 @@ def _reduce_axes(t):
     return list(range(t.shape.rank - 1))  # all but channels
 
 
+def _replica_context():
+    """The replica context when several replicas train in sync (tf.distribute), else None."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        return ctx
+    return None
+
+
+def _channel_mean(t):
+    """Per-channel mean over the (global) batch and positions.
+
+    Under tf.distribute the replicas' means are averaged, so every replica normalizes with the
+    same statistics as a single device would (exact for equal per-replica batch sizes).
+    """
+    mean = tf.reduce_mean(t, axis=_reduce_axes(t), keepdims=True)
+    ctx = _replica_context()
+    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, mean) if ctx else mean
+
+
+def _channel_max(t):
+    peak = tf.reduce_max(t, axis=_reduce_axes(t), keepdims=True)
+    ctx = _replica_context()
+    if ctx:
+        peak = tf.reduce_max(ctx.all_gather(peak, axis=0), axis=0, keepdims=True)
+    return peak
+
+
 def normalized_distance(y_adder):
     """d_hat = (-Y_a) / mean(-Y_a) per channel (the scale without gradient)."""
     d = -tf.cast(y_adder, tf.float32)
-    scale = tf.stop_gradient(tf.reduce_mean(d, axis=_reduce_axes(d), keepdims=True))
+    scale = tf.stop_gradient(_channel_mean(d))
     return d / (scale + _EPS)
 
 
 def normalized_correlation(y_conv):
     """c_hat = Y_c / mean(|Y_c|) per channel (the scale without gradient)."""
     c = tf.cast(y_conv, tf.float32)
-    scale = tf.stop_gradient(tf.reduce_mean(tf.abs(c), axis=_reduce_axes(c), keepdims=True))
+    scale = tf.stop_gradient(_channel_mean(tf.abs(c)))
     return c / (scale + _EPS)
 
 
 def stable_exp(arg):
     """exp(arg - max(arg)) per channel, the max without gradient: values in (0, 1]."""
-    peak = tf.stop_gradient(tf.reduce_max(arg, axis=_reduce_axes(arg), keepdims=True))
+    peak = tf.stop_gradient(_channel_max(arg))
     return tf.exp(arg - peak)
 
 

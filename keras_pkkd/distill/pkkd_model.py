@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_pkkd.distill import kernels, losses
 from keras_pkkd.layers import AdderConv2D
@@ -38,6 +38,14 @@ def _features_model(model, names, role):
     outputs = [model.outputs[0]] + [model.get_layer(n).output for n in names]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, outputs, name=f"{role}_with_features")
+
+
+def _cross_entropy(y, logits):
+    """Mean sparse cross-entropy over this replica's batch (Keras' Loss objects would already
+    divide by the number of replicas; the step scales once, for the gradients only)."""
+    y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=y, logits=tf.cast(logits, tf.float32)))
 
 
 def _as_list(outputs):
@@ -171,6 +179,24 @@ class PKKDModel(keras.Model):
             self._trackers["teacher_top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
                 5, name="teacher_top5")
 
+    def training_checkpoint(self):
+        """A tf.train.Checkpoint of the whole training state.
+
+        Student, teacher, both heads, both optimizers (slots and iteration counts): restoring it
+        into a PKKDModel built and compiled the same way and training on resumes exactly where
+        the saved run was (`ckpt.save(prefix)`, `ckpt.restore(path)`; tf.train.CheckpointManager
+        keeps the last few). The deployable ANN alone is `self.student` (`.save("ann.keras")`).
+
+        Raises:
+            RuntimeError: before compile() (no optimizers yet).
+        """
+        if getattr(self, "optimizer", None) is None:
+            raise RuntimeError("compile() the PKKDModel before asking for its training checkpoint")
+        parts = dict(model=self, optimizer=self.optimizer)
+        if self.teacher_optimizer is not None:
+            parts["teacher_optimizer"] = self.teacher_optimizer
+        return tf.train.Checkpoint(**parts)
+
     @property
     def metrics(self):
         return list(self._trackers.values())
@@ -205,11 +231,10 @@ class PKKDModel(keras.Model):
         return total
 
     def _distill_losses(self, y, s_out, t_out):
-        ce_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         s_logits, s_feats = s_out[0], s_out[1:]
         t_logits = tf.stop_gradient(t_out[0])
         t_feats = [tf.stop_gradient(f) for f in t_out[1:]]
-        ce = ce_fn(y, tf.cast(s_logits, tf.float32))
+        ce = _cross_entropy(y, s_logits)
         kd = losses.logit_kd(t_logits, s_logits, self.tau) if self.alpha > 0 else tf.constant(0.0)
         feat = self.feature_loss(s_feats, t_feats) if self.beta > 0 else tf.constant(0.0)
         total = (1.0 - self.alpha) * ce + self.alpha * self.tau ** 2 * kd + self.beta * feat
@@ -223,10 +248,9 @@ class PKKDModel(keras.Model):
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         progressive = self.teacher_mode == "progressive"
-        ce_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         with tf.GradientTape(persistent=True) as tape:
             t_out = _as_list(self._teacher_features(x, training=progressive))
-            t_loss = ce_fn(y, tf.cast(t_out[0], tf.float32))
+            t_loss = _cross_entropy(y, t_out[0])
             if self.teacher.losses:
                 t_loss += tf.add_n(self.teacher.losses)
             s_out = _as_list(self._student_features(x, training=True))
@@ -249,9 +273,8 @@ class PKKDModel(keras.Model):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         s_out = _as_list(self._student_features(x, training=False))
         t_out = _as_list(self._teacher_features(x, training=False))
-        ce_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         s_loss, ce, kd, feat = self._distill_losses(y, s_out, t_out)
-        t_loss = ce_fn(y, tf.cast(t_out[0], tf.float32))
+        t_loss = _cross_entropy(y, t_out[0])
         return self._update_metrics(y, s_out[0], t_out[0], s_loss, ce, kd, feat, t_loss)
 
     def _update_metrics(self, y, s_logits, t_logits, s_loss, ce, kd, feat, t_loss):
