@@ -277,3 +277,31 @@ def test_mirrored_strategy_on_two_logical_cpus():
         np.testing.assert_allclose(out["mirrored"][key], value, rtol=1e-4, atol=1e-5, err_msg=key)
     for key, values in out["history"].items():
         assert np.isfinite(values).all(), key
+
+
+def test_usual_keras_callbacks(tmp_path):
+    student, teacher = _pair(seed=9)
+    pkkd = PKKDModel(student, teacher)
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                 teacher_optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _batch(16, seed=9)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "pkkd.weights.h5"), save_weights_only=True),
+        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+        keras.callbacks.TensorBoard(str(tmp_path / "tb")),
+        # Custom metrics need an explicit mode (Keras infers it only for compile() metrics).
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=1),
+        keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+    ]
+    history = pkkd.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y),
+                       callbacks=callbacks, verbose=0)
+    assert (tmp_path / "pkkd.weights.h5").exists()
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    header = (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert "teacher_accuracy" in header and "val_feat" in header
+    assert 1 <= len(history.history["loss"]) <= 3
+    # The saved weights load back into an identically built PKKDModel.
+    other = PKKDModel(*_pair(seed=10))
+    other.load_weights(str(tmp_path / "pkkd.weights.h5"))
+    for a, b in zip(other.student.get_weights(), student.get_weights()):  # saved every epoch
+        np.testing.assert_array_equal(a, b)

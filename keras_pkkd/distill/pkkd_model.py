@@ -141,6 +141,9 @@ class PKKDModel(keras.Model):
             teacher.trainable = False
         self.num_classes = int(student.outputs[0].shape[-1])
         self._trackers = {}
+        # Student, teacher and heads are built already (BackupAndRestore and weight loading
+        # require a built model before fit()).
+        self.built = True
 
     # -- Keras plumbing ---------------------------------------------------------------------
     def compile(self, optimizer="sgd", teacher_optimizer=None, jit_compile=False, **kwargs):
