@@ -16,7 +16,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,17 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_pkkd import PKKDModel, models  # noqa: E402
-
-
-class StepTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
+from keras_pkkd.callbacks import StepTimer  # noqa: E402
 
 
 def sgd():

@@ -27,7 +27,6 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,20 +36,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_pkkd import PKKDModel, models  # noqa: E402
+from keras_pkkd.callbacks import StepTimer  # noqa: E402
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 RUNS = ("cnn", "ann", "pkkd", "pkkd_b", "logit")
-
-
-class StepTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
 
 
 def dataset(x, y, batch_size, train, seed):
@@ -92,10 +81,9 @@ def run_one(name, train_ds, test_ds, steps, args):
         pkkd.fit(train_ds, epochs=args.epochs, callbacks=[timer], verbose=2)
         result = pkkd.evaluate(test_ds, verbose=0, return_dict=True)
         accuracy, teacher_accuracy = result["accuracy"], result["teacher_accuracy"]
-    steady = timer.times[len(timer.times) // 10:] or timer.times  # skip tracing / warm-up
     return {"accuracy": float(accuracy),
             "teacher_accuracy": None if teacher_accuracy is None else float(teacher_accuracy),
-            "median_step_ms": float(np.median(steady)) * 1e3}
+            "median_step_ms": timer.steady_median() * 1e3}
 
 
 def main():

@@ -19,7 +19,6 @@ import json
 import os
 import pathlib
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,6 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_pkkd import PKKDModel, count_ops, models, ops  # noqa: E402
+from keras_pkkd.callbacks import StepTimer  # noqa: E402
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_DATA = _REPO.parent / "shared" / "data" / "cifar10"
@@ -57,17 +57,6 @@ def load_cifar10(data_dir, allow_download):
         "(arrays x uint8 NHWC, y int), or --allow_download to fetch CIFAR-10 with Keras.")
 
 
-class StepTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
-
-
 def _optimizer(args, steps):
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps)
     return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4)
@@ -95,12 +84,11 @@ def train_one(run, data, args):
     history = trainer.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                           validation_data=(x_test, y_test), callbacks=[timer], verbose=2)
     result = trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)
-    steady = timer.times[len(timer.times) // 10:] or timer.times  # skip tracing / warm-up
     return network, {
         "test_accuracy": float(result["accuracy"]),
         "teacher_test_accuracy": (float(result["teacher_accuracy"])
                                   if "teacher_accuracy" in result else None),
-        "median_step_ms": float(np.median(steady)) * 1e3,
+        "median_step_ms": timer.steady_median() * 1e3,
         "ops_per_image": count_ops(network),
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
-from keras_pkkd import AdderConv2D, ops
+from keras_pkkd import AdderConv2D
 
 
 def _layer_and_input(seed=0, **kwargs):
