@@ -6,7 +6,7 @@ LIB := keras_pkkd/ops/_adder_ops.so
 STAMP := $(VENV)/.requirements-installed
 CORE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard custom_ops/adder/cc/ops/*) custom_ops/build.py
 
-.PHONY: venv build test test-slow demo bench clean
+.PHONY: venv build test demo bench clean
 
 venv: $(STAMP) $(LIB)
 
@@ -25,9 +25,6 @@ build: $(STAMP)
 
 test: venv
 	$(PY) -m pytest tests -q
-
-test-slow: venv
-	$(PY) -m pytest tests -q -m slow
 
 demo: venv
 	$(PY) -m keras_pkkd.demo
