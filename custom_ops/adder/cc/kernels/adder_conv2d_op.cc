@@ -57,17 +57,8 @@ class AdderCpuIsaOp : public tensorflow::OpKernel {
 };
 REGISTER_KERNEL_BUILDER(Name("Pkkd>AdderCpuIsa").Device(tensorflow::DEVICE_CPU), AdderCpuIsaOp);
 
-#define REGISTER_CPU(T)                                                                   \
-  REGISTER_KERNEL_BUILDER(                                                                \
-      Name("Pkkd>AdderConv2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \
-      AdderConv2DOp<CPUDevice, T>);                                                       \
-  REGISTER_KERNEL_BUILDER(Name("Pkkd>AdderConv2DBackpropInput")                           \
-                              .Device(tensorflow::DEVICE_CPU)                             \
-                              .TypeConstraint<T>("T"),                                    \
-                          AdderConv2DBackpropInputOp<CPUDevice, T>);
-REGISTER_CPU(float);
-REGISTER_CPU(Eigen::half);
-REGISTER_CPU(Eigen::bfloat16);
-#undef REGISTER_CPU
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_CPU, CPUDevice, float);
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_CPU, CPUDevice, Eigen::half);
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_CPU, CPUDevice, Eigen::bfloat16);
 
 }  // namespace pkkd

@@ -206,6 +206,15 @@ class AdderConv2DBackpropInputOp : public tensorflow::OpKernel {
   AdderAttrs attrs_;
 };
 
+// Registers both adder kernels for one device and dtype (used by the CPU and the CUDA file).
+#define PKKD_REGISTER_ADDER_KERNELS(DEVICE_TYPE, DeviceClass, T)                                   \
+  REGISTER_KERNEL_BUILDER(                                                                \
+      Name("Pkkd>AdderConv2D").Device(DEVICE_TYPE).TypeConstraint<T>("T"),                     \
+      ::pkkd::AdderConv2DOp<DeviceClass, T>);                                                  \
+  REGISTER_KERNEL_BUILDER(                                                                \
+      Name("Pkkd>AdderConv2DBackpropInput").Device(DEVICE_TYPE).TypeConstraint<T>("T"),        \
+      ::pkkd::AdderConv2DBackpropInputOp<DeviceClass, T>)
+
 }  // namespace pkkd
 
 #endif  // KERAS_PKKD_CUSTOM_OPS_ADDER_CONV2D_OP_H_

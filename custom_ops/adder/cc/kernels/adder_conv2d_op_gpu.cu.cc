@@ -507,18 +507,9 @@ struct FloatConvert<GPUDevice, T> {
   }
 };
 
-#define REGISTER_GPU(T)                                                                   \
-  REGISTER_KERNEL_BUILDER(                                                                \
-      Name("Pkkd>AdderConv2D").Device(tensorflow::DEVICE_GPU).TypeConstraint<T>("T"),     \
-      AdderConv2DOp<GPUDevice, T>);                                                       \
-  REGISTER_KERNEL_BUILDER(Name("Pkkd>AdderConv2DBackpropInput")                           \
-                              .Device(tensorflow::DEVICE_GPU)                             \
-                              .TypeConstraint<T>("T"),                                    \
-                          AdderConv2DBackpropInputOp<GPUDevice, T>);
-REGISTER_GPU(float);
-REGISTER_GPU(Eigen::half);
-REGISTER_GPU(Eigen::bfloat16);
-#undef REGISTER_GPU
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_GPU, GPUDevice, float);
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_GPU, GPUDevice, Eigen::half);
+PKKD_REGISTER_ADDER_KERNELS(tensorflow::DEVICE_GPU, GPUDevice, Eigen::bfloat16);
 
 }  // namespace pkkd
 
