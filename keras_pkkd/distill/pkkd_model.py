@@ -164,6 +164,11 @@ class PKKDModel(keras.Model):
             if teacher_optimizer is None:
                 raise ValueError("teacher_mode='progressive' needs teacher_optimizer=")
             self.teacher_optimizer = keras.optimizers.get(teacher_optimizer)
+            if self.dtype_policy.name == "mixed_float16" and not isinstance(
+                    self.teacher_optimizer, keras.optimizers.LossScaleOptimizer):
+                # Keras wraps `optimizer` itself under mixed_float16; the teacher's needs it too.
+                self.teacher_optimizer = keras.optimizers.LossScaleOptimizer(
+                    self.teacher_optimizer)
         else:
             self.teacher_optimizer = None
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
@@ -193,12 +198,21 @@ class PKKDModel(keras.Model):
         Raises:
             RuntimeError: before compile() (no optimizers yet).
         """
+        return tf.train.Checkpoint(**self.checkpoint_parts())
+
+    def checkpoint_parts(self):
+        """The trackables of `training_checkpoint()` by name (model, optimizer,
+        teacher_optimizer), to combine with others in one tf.train.Checkpoint.
+
+        Raises:
+            RuntimeError: before compile() (no optimizers yet).
+        """
         if getattr(self, "optimizer", None) is None:
             raise RuntimeError("compile() the PKKDModel before asking for its training checkpoint")
         parts = dict(model=self, optimizer=self.optimizer)
         if self.teacher_optimizer is not None:
             parts["teacher_optimizer"] = self.teacher_optimizer
-        return tf.train.Checkpoint(**parts)
+        return parts
 
     @property
     def metrics(self):

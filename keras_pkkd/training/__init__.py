@@ -1,0 +1,1 @@
+"""The training CLI's machinery: schedules and optimizer, strategies, checkpoints, the run."""
