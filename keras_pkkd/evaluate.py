@@ -1,0 +1,147 @@
+"""Evaluate a trained network: `python -m keras_pkkd.evaluate --model_dir=runs/resnet20_cifar10_pkkd`.
+
+Reads the run's flags (flags.json) for the data and the architecture, and evaluates
+    - the finished run's model.keras (and teacher.keras of a KD run), or
+    - the latest checkpoint while the run is still training (or with --from_checkpoint),
+    - or any saved network with --model=PATH.keras (then name the data: --dataset or --eval_data).
+Data flags given here override the run's (another dataset of the same classes, a local
+--eval_data .npz or image folder). Prints top-1 / top-5 and writes them as JSON (--output,
+default <model_dir>/eval.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import types
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m keras_pkkd.evaluate",
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("--model_dir", help="a training run's --model_dir")
+    p.add_argument("--model", help="a saved network (.keras) to evaluate instead")
+    p.add_argument("--from_checkpoint", action="store_true",
+                   help="use the latest checkpoint even when model.keras exists")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012"])
+    p.add_argument("--data_dir", help="tensorflow-datasets data_dir")
+    p.add_argument("--manual_dir", help="tfds manual download dir (imagenet2012)")
+    p.add_argument("--eval_data", help="local .npz file or image folder to evaluate on")
+    p.add_argument("--eval_examples", type=int, help="only the first N examples")
+    p.add_argument("--image_size", type=int)
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--no_download", action="store_true", help="never download a dataset")
+    p.add_argument("--output", help="JSON file for the results (default <model_dir>/eval.json)")
+    return p
+
+
+def _fail(message, code=1):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _saved_flags(model_dir):
+    path = model_dir / "flags.json"
+    if not path.is_file():
+        _fail(f"{path} not found: --model_dir must be the model_dir of a keras_pkkd.train run")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        _fail(f"{path} is not valid JSON: {e}")
+
+
+def _networks_from_checkpoint(saved, model_dir, source):
+    """Rebuilds the run's networks and restores its latest checkpoint into them."""
+    from keras_pkkd.flags import student_feature_kd
+    from keras_pkkd.training import networks
+    from keras_pkkd.training.checkpointing import TrainingState
+
+    cfg = types.SimpleNamespace(**saved)
+    cfg.teacher_model = None  # the checkpoint holds the teacher's weights
+    kind, feature_kd = student_feature_kd(cfg)
+    _, network, teacher, parts = networks.build(
+        cfg, kind, feature_kd, source.num_classes,
+        (source.image_size, source.image_size, 3), steps_per_epoch=1)
+    state = TrainingState(model_dir / "checkpoints", parts)
+    epoch = state.restore_latest()
+    if epoch == 0:
+        _fail(f"{model_dir} has neither model.keras nor a checkpoint yet")
+    return network, teacher, f"checkpoint of epoch {epoch}"
+
+
+def main(argv=None):
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.model_dir and not args.model:
+        _fail("give --model_dir (a training run) or --model (a .keras file)", 2)
+    if args.batch_size < 1 or (args.eval_examples is not None and args.eval_examples < 1):
+        _fail("--batch_size and --eval_examples must be >= 1", 2)
+
+    import keras
+
+    from keras_pkkd import data
+    from keras_pkkd.training import networks
+    from keras_pkkd.training.checkpointing import CheckpointError
+    from keras_pkkd.training.evaluation import evaluate_network
+
+    model_dir = pathlib.Path(args.model_dir).expanduser() if args.model_dir else None
+    saved = _saved_flags(model_dir) if model_dir else {}
+    pick = lambda name: getattr(args, name) if getattr(args, name) is not None \
+        else saved.get(name)  # noqa: E731
+    eval_data = args.eval_data or saved.get("eval_data")
+    dataset = pick("dataset")
+    if not dataset and not eval_data:
+        _fail("name the evaluation data: --dataset or --eval_data", 2)
+    try:
+        source = data.load(dataset=dataset, data_dir=pick("data_dir"), eval_data=eval_data,
+                           image_size=pick("image_size"), manual_dir=pick("manual_dir"),
+                           download=not args.no_download and saved.get("download", True),
+                           eval_examples=args.eval_examples, eval_only=True)
+    except data.DataError as e:
+        _fail(str(e))
+
+    teacher = None
+    try:
+        if args.model:
+            network, origin = keras.models.load_model(args.model, compile=False), args.model
+        elif (model_dir / networks.MODEL_FILE).is_file() and not args.from_checkpoint:
+            network = keras.models.load_model(model_dir / networks.MODEL_FILE, compile=False)
+            origin = str(model_dir / networks.MODEL_FILE)
+            if (model_dir / networks.TEACHER_FILE).is_file():
+                teacher = keras.models.load_model(model_dir / networks.TEACHER_FILE,
+                                                  compile=False)
+        else:
+            network, teacher, origin = _networks_from_checkpoint(saved, model_dir, source)
+    except (OSError, ValueError, CheckpointError) as e:
+        _fail(f"cannot load the network: {e}")
+    if network.output_shape[-1] != source.num_classes:
+        _fail(f"the network has {network.output_shape[-1]} outputs but {source.description} "
+              f"has {source.num_classes} classes")
+    if tuple(network.input_shape[1:3]) != (source.image_size, source.image_size):
+        _fail(f"the network takes {network.input_shape[1:3]} images but the data is "
+              f"{source.image_size}px: pass --image_size")
+
+    eval_ds = source.eval_dataset(args.batch_size)
+    results = {"network": origin, "data": source.description,
+               "student": evaluate_network(network, eval_ds),
+               "teacher": evaluate_network(teacher, eval_ds) if teacher is not None else None}
+    for role in ("student", "teacher"):
+        r = results[role]
+        if r:
+            print(f"{role}: top-1 {r['top1']:.4f}  top-5 {r['top5']:.4f}  loss {r['loss']:.4f}"
+                  f"  ({r['examples']} images)")
+    out = args.output or (model_dir / "eval.json" if model_dir else None)
+    if out:
+        pathlib.Path(out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written: {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
