@@ -237,6 +237,28 @@ def test_grayscale_and_resized_npz(tmp_path):
     assert (images[..., 0] == images[..., 2]).all()
 
 
+def test_eval_only(tmp_path):
+    train_path, x, _ = random_npz(tmp_path, n=16)
+    eval_path, xe, ye = random_npz(tmp_path, "eval.npz", n=7, seed=1)
+    source = data.load(dataset=None, eval_data=eval_path, eval_only=True)
+    assert (source.train_size, source.eval_size, source.num_classes) == (0, 7, 3)
+    assert "evaluation only" in source.description
+    np.testing.assert_allclose(source.mean, (xe / 255.0).mean(axis=(0, 1, 2)), rtol=1e-12)
+    images = np.concatenate([b[0] for b in batches(source.eval_dataset(4))])
+    np.testing.assert_allclose(images, numpy_normalize(xe, source.mean, source.std), atol=1e-5)
+    for call in (lambda: source.steps_per_epoch(2),
+                 lambda: source.train_dataset(2, seed=0, epochs=1)):
+        with pytest.raises(data.DataError, match="eval_only"):
+            call()
+    # With the training file: its constants, as in training.
+    with_train = data.load(dataset=None, train_data=train_path, eval_data=eval_path,
+                           eval_only=True)
+    np.testing.assert_allclose(with_train.mean, (x / 255.0).mean(axis=(0, 1, 2)), rtol=1e-12)
+    named = data.load(dataset="cifar10", eval_data=eval_path, eval_only=True, eval_examples=3)
+    assert (named.mean, named.eval_size, named.num_classes) == (augment.CIFAR10_MEAN, 3, 10)
+    _error("no evaluation data", dataset=None, eval_only=True)
+
+
 # --------------------------------------------------------------------------- image folders
 
 def test_image_folder_source(tmp_path):
@@ -413,6 +435,7 @@ def test_tfds_cifar_loaders(tmp_path, monkeypatch, name, mean, names):
         x_test, y_test = _mock_arrays(name, "test", 20)
         small = data.load(dataset=name, data_dir=str(tmp_path), train_examples=12,
                           eval_examples=5)
+        evaluation = data.load(dataset=name, data_dir=str(tmp_path), eval_only=True)
     assert (source.name, source.num_classes, source.image_size) == (name, len(names), 32)
     assert source.class_names == list(names) and source.mean == mean
     assert (source.train_size, source.eval_size) == (20, 20)  # from the data (no split info)
@@ -423,6 +446,7 @@ def test_tfds_cifar_loaders(tmp_path, monkeypatch, name, mean, names):
     np.testing.assert_allclose(images, numpy_normalize(x_test, source.mean, source.std),
                                atol=1e-5)
     assert (small.train_size, small.eval_size) == (12, 5)
+    assert (evaluation.train_size, evaluation.eval_size) == (0, 20)
 
 
 def test_tfds_imagenet2012_loader(tmp_path, offline):

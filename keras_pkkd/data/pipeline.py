@@ -86,7 +86,7 @@ class Source:
 
     @property
     def train_size(self):
-        return self._train.size
+        return 0 if self._train is None else self._train.size
 
     @property
     def eval_size(self):
@@ -100,6 +100,9 @@ class Source:
             DataError: batch_size < 1 or larger than the training set.
         """
         batch_size = _check_batch_size(batch_size)
+        if self._train is None:
+            raise DataError(f"{self.description} was opened with eval_only=True: it has no "
+                            "training split; load it without eval_only to train")
         steps = self.train_size // batch_size
         if steps == 0:
             raise DataError(f"batch size {batch_size} is larger than the training set "
@@ -372,18 +375,18 @@ def _array_mean_std(x, chunk=4096):
 
 
 def _check_classes(train, ev, dataset, dataset_classes):
-    if train.num_classes != ev.num_classes:
+    if train is not None and train.num_classes != ev.num_classes:
         raise DataError(f"train data has {train.num_classes} classes ({train.origin}) but eval "
                         f"data has {ev.num_classes} ({ev.origin}): both must have the same "
                         "classes (same class subfolders, or the same class_names / label range)")
-    if train.class_names is not None and ev.class_names is not None \
+    if train is not None and train.class_names is not None and ev.class_names is not None \
             and list(train.class_names) != list(ev.class_names):
         raise DataError(f"train data classes {train.class_names[:5]}... ({train.origin}) differ "
                         f"from eval data classes {ev.class_names[:5]}... ({ev.origin}): both "
                         "must list the same classes in the same order")
     if dataset is None:
         return
-    for data in (train, ev):
+    for data in (d for d in (train, ev) if d is not None):
         if data.class_names is not None and data.num_classes != dataset_classes:
             raise DataError(f"{data.origin} has {data.num_classes} classes but --dataset "
                             f"{dataset} has {dataset_classes}: pass matching data, or leave "
@@ -396,7 +399,8 @@ def _check_classes(train, ev, dataset, dataset_classes):
 
 
 def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, image_size=None,
-         download=True, manual_dir=None, train_examples=None, eval_examples=None):
+         download=True, manual_dir=None, train_examples=None, eval_examples=None,
+         eval_only=False):
     """Picks, checks and opens the training and evaluation data.
 
     Local data (train_data and eval_data, both required together) overrides tfds; with a
@@ -417,6 +421,11 @@ def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, imag
         manual_dir: tfds manual download dir holding ILSVRC2012_img_train.tar and
             ILSVRC2012_img_val.tar (imagenet2012 only).
         train_examples, eval_examples: use only the first N examples of each split.
+        eval_only: open only the evaluation split (for evaluating a trained network): the
+            training split is not read (train_data is optional and, when given, only used for
+            the normalization constants of an .npz without a dataset name; without it those
+            are computed from the evaluation array), train_size is 0 and train_dataset /
+            steps_per_epoch raise DataError.
 
     Returns:
         Source.
@@ -431,22 +440,26 @@ def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, imag
         raise DataError(f"unknown dataset {dataset!r}: known datasets are "
                         f"{', '.join(KNOWN_DATASETS)} (or leave --dataset out and pass "
                         f"{LOCAL_HINT})")
-    if (train_data is None) != (eval_data is None):
-        given, missing = (("--train_data", "--eval_data") if eval_data is None
-                          else ("--eval_data", "--train_data"))
-        raise DataError(f"{given} was given without {missing}: local data needs both (no "
-                        f"validation split is carved out of the training data); pass {missing} "
-                        "too, or neither to use the tfds dataset")
-    if dataset is None and train_data is None:
+    if eval_data is None and (train_data is not None or (eval_only and dataset is None)):
+        raise DataError("--train_data was given without --eval_data: local data needs both "
+                        "(no validation split is carved out of the training data); pass "
+                        "--eval_data too, or neither to use the tfds dataset"
+                        if train_data is not None else
+                        f"no evaluation data: pass --dataset ({', '.join(KNOWN_DATASETS)}) "
+                        "or --eval_data (an .npz file or an image folder)")
+    if train_data is None and eval_data is not None and not eval_only:
+        raise DataError("--eval_data was given without --train_data: local data needs both; "
+                        "pass --train_data too, or neither to use the tfds dataset")
+    if dataset is None and eval_data is None:
         raise DataError(f"no data: pass --dataset ({', '.join(KNOWN_DATASETS)}) or {LOCAL_HINT}")
     if image_size is not None and (isinstance(image_size, bool)
                                    or not isinstance(image_size, (int, np.integer))
                                    or image_size < 1):
         raise DataError(f"image_size must be a positive int or None, got {image_size!r}")
 
-    if train_data is not None:
-        train = read_local(train_data, train_examples)
+    if eval_data is not None:
         ev = read_local(eval_data, eval_examples)
+        train = read_local(train_data, train_examples) if train_data is not None else None
         if dataset is not None:
             class_names = dataset_class_names(dataset)
             num_classes = len(class_names)
@@ -454,25 +467,32 @@ def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, imag
             name, prefix = dataset, f"{dataset} images from "
         else:
             _check_classes(train, ev, None, None)
-            num_classes = train.num_classes
-            class_names = train.class_names if train.class_names is not None else ev.class_names
-            name = "npz" if isinstance(train, ArrayData) else "folder"
+            first = train if train is not None else ev
+            num_classes = first.num_classes
+            class_names = first.class_names if first.class_names is not None else ev.class_names
+            name = "npz" if isinstance(first, ArrayData) else "folder"
             prefix = ""
-        description = (f"{prefix}{train.origin} ({train.size} images), eval {ev.origin} "
-                       f"({ev.size} images)")
+        description = (f"{prefix}{train.origin}, eval {ev.origin}" if train is not None
+                       else f"{prefix}{ev.origin} (evaluation only)")
     else:
         builder = tfds_builder(dataset, data_dir)
         ensure_prepared(builder, dataset, download=download, manual_dir=manual_dir)
         read = read_tfds_arrays if dataset in IN_MEMORY_DATASETS else read_tfds_files
         train_split, eval_split = TFDS_SPLITS[dataset]
-        train = read(builder, dataset, train_split, train_examples)
+        train = None if eval_only else read(builder, dataset, train_split, train_examples)
         ev = read(builder, dataset, eval_split, eval_examples)
-        num_classes, class_names, name = train.num_classes, train.class_names, dataset
-        description = (f"{dataset} from tfds at {data_dir_root(builder)} ({train_split}: "
-                       f"{train.size}, {eval_split}: {ev.size} examples)")
+        num_classes, class_names, name = ev.num_classes, ev.class_names, dataset
+        limits = [f"first {n} {split} examples" for n, split in
+                  ((None if eval_only else train_examples, train_split),
+                   (eval_examples, eval_split)) if n is not None]
+        description = (f"{dataset} from tfds at {data_dir_root(builder)}"
+                       + (f" ({', '.join(limits)})" if limits else ""))
+        if eval_only:
+            description += " (evaluation only)"
 
     if image_size is None:
-        image_size = DEFAULT_IMAGE_SIZE[dataset] if dataset is not None else _native_size(train)
+        image_size = (DEFAULT_IMAGE_SIZE[dataset] if dataset is not None
+                      else _native_size(train if train is not None else ev))
     image_size = int(image_size)
     if aug.style_for(image_size) == "cifar":
         train, ev = [_resize_array(d, image_size) if isinstance(d, ArrayData) else d
@@ -481,6 +501,8 @@ def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, imag
         mean, std = aug.NORMALIZATION[dataset]
     elif isinstance(train, ArrayData):
         mean, std = _array_mean_std(train.x)
+    elif train is None and isinstance(ev, ArrayData):
+        mean, std = _array_mean_std(ev.x)
     else:
         mean, std = aug.IMAGENET_MEAN, aug.IMAGENET_STD
     return Source(name=name, description=description, train=train, eval=ev,
