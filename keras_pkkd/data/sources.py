@@ -311,8 +311,8 @@ def ensure_prepared(builder, name, download=True, manual_dir=None):
         return
     import tensorflow_datasets as tfds
     where = builder.data_dir
-    alternatives = (f"pass --data_dir with a tfds data_dir where {name} is already prepared "
-                    f"(it looked in {where}), or pass {LOCAL_HINT}")
+    alternatives = (f"pass --data_dir with a tfds data_dir where {name} is already prepared, "
+                    f"or pass {LOCAL_HINT}")
     if name == "imagenet2012":
         how = (f"imagenet2012 is not prepared in {where} and tfds cannot download it: download "
                f"{' and '.join(IMAGENET_TARS)} from https://image-net.org (registration needed), "
