@@ -1,7 +1,10 @@
 """keras_pkkd.data: sources, preprocessing, resume-exact ordering, errors, tfds loaders (mocked)."""
 
+import http.server
 import math
 import pathlib
+import socket
+import threading
 import time
 
 import numpy as np
@@ -410,10 +413,36 @@ def test_offline_fails_fast(tmp_path, offline):
     assert "--data_dir" in msg and "--train_data" in msg and "--eval_data" in msg
 
 
-def test_connectivity_probe_answers_quickly():
+def test_connectivity_probe(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     start = time.perf_counter()
-    assert sources.probe_connectivity("no-such-host.invalid", 443) is False
+    assert sources.probe_connectivity("https://no-such-host.invalid/x.tar.gz") is False
     assert time.perf_counter() - start < sources.PROBE_TIMEOUT_S + 1.0
+    # A server that accepts the connection but never answers: offline after the timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        start = time.perf_counter()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        assert sources.probe_connectivity(url, timeout=0.5) is False
+        assert time.perf_counter() - start < 1.5
+
+    # A server that answers, even with an error status: online.
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        assert sources.probe_connectivity(f"http://127.0.0.1:{server.server_port}/x") is True
+    finally:
+        server.server_close()
 
 
 # ----------------------------------------------------------------------- tfds (mock_data)

@@ -16,15 +16,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import socket
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
 KNOWN_DATASETS = ("cifar10", "cifar100", "imagenet2012")
 TFDS_SPLITS = {"cifar10": ("train", "test"), "cifar100": ("train", "test"),
                "imagenet2012": ("train", "validation")}
-# Where tfds downloads the raw files of the datasets it can download (cifar.py).
-DOWNLOAD_HOSTS = {"cifar10": ("www.cs.toronto.edu", 443), "cifar100": ("www.cs.toronto.edu", 443)}
+# What tfds downloads for the datasets it can download (tensorflow_datasets cifar.py).
+DOWNLOAD_URLS = {"cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                 "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"}
 PROBE_TIMEOUT_S = 3.0
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -117,13 +121,32 @@ class TfdsFileData:
     class_names: list | None = None
 
 
-def probe_connectivity(host, port, timeout=PROBE_TIMEOUT_S):
-    """Whether a TCP connection to host:port opens within `timeout` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def probe_connectivity(url, timeout=PROBE_TIMEOUT_S):
+    """Whether `url`'s server answers an HTTP HEAD request within `timeout` seconds.
+
+    Any HTTP answer (an error status included) counts as online; no answer, a failed name
+    lookup, a refused connection or a TLS failure as offline. The proxy settings of the
+    environment (HTTPS_PROXY, ...) apply, as they do to tfds' downloads. The request runs in a
+    daemon thread, so a hanging resolver or a proxy that accepts connections but never answers
+    cannot stall the caller beyond `timeout`.
+    """
+    result = []
+
+    def attempt():
+        request = urllib.request.Request(url, method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                result.append(True)
+        except urllib.error.HTTPError:
+            result.append(True)
+        except (OSError, ValueError):  # URLError, timeouts, ssl errors are OSErrors
+            result.append(False)
+
+    thread = threading.Thread(target=attempt, name="keras_pkkd-connectivity-probe",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def _check_limit(limit, what):
@@ -332,10 +355,11 @@ def ensure_prepared(builder, name, download=True, manual_dir=None):
         if not download:
             raise DataError(f"{name} is not prepared in {where} and downloading is off "
                             "(--download false): " + alternatives + ", or allow --download")
-        host, port = DOWNLOAD_HOSTS[name]
-        if not probe_connectivity(host, port):
+        url = DOWNLOAD_URLS[name]
+        if not probe_connectivity(url):
             raise DataError(f"{name} is not prepared in {where} and this machine cannot reach "
-                            f"{host}:{port} to download it (offline?): " + alternatives)
+                            f"{urllib.parse.urlsplit(url).netloc} to download it (offline?): "
+                            + alternatives)
     config = tfds.download.DownloadConfig(
         manual_dir=None if manual_dir is None else os.path.expanduser(str(manual_dir)))
     try:
