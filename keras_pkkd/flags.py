@@ -200,8 +200,9 @@ def define_flags(flag_values=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_enum("ops", "auto", ["auto", "compiled", "python"],
                       "Adder op implementation (KERAS_PKKD_OPS).", flag_values=fv)
-    flags.DEFINE_bool("deterministic", False, "tf.config.experimental.enable_op_determinism:"
-                      " bit-identical reruns (slower on GPU).", flag_values=fv)
+    flags.DEFINE_bool("deterministic", False, "Bit-identical reruns: TF op determinism; also "
+                      "set TF_ENABLE_ONEDNN_OPTS=0 in the environment (oneDNN's CPU kernels are "
+                      "not deterministic when ops overlap).", flag_values=fv)
     flags.DEFINE_integer("steps_per_execution", 1, "Training steps per tf.function call.",
                          lower_bound=1, flag_values=fv)
     # Output.

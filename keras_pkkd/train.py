@@ -49,6 +49,19 @@ def parse(argv):
     return types.SimpleNamespace(**fv.flag_values_dict()), fv.flags_into_string()
 
 
+def _deterministic():
+    """Bit-identical reruns: TF's op determinism. oneDNN's CPU kernels must be off too (with
+    them, runs that overlap many ops, like PKKD's feature losses, differ in the last bits);
+    they are chosen when TensorFlow loads, so that takes TF_ENABLE_ONEDNN_OPTS=0 in the
+    environment of the command."""
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        print("warning: --deterministic: oneDNN kernels are on; run the command with "
+              "TF_ENABLE_ONEDNN_OPTS=0 in its environment for bit-identical runs",
+              file=sys.stderr)
+    import tensorflow as tf
+    tf.config.experimental.enable_op_determinism()
+
+
 def main(argv=None):
     """Parses argv, trains, returns the results dict; errors exit with a message, no traceback."""
     cfg, text = parse(sys.argv[1:] if argv is None else list(argv))
@@ -57,8 +70,7 @@ def main(argv=None):
     if cfg.cpu_devices:
         strategy.split_cpu(cfg.cpu_devices)
     if cfg.deterministic:
-        import tensorflow as tf
-        tf.config.experimental.enable_op_determinism()
+        _deterministic()
     from keras_pkkd import data
     from keras_pkkd.training import checkpointing, networks, runner
 

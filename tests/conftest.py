@@ -28,3 +28,13 @@ def cifar10():
         pytest.skip(f"real CIFAR-10 files not found under {CIFAR_DIR} (shared data is absent)")
     import numpy as np
     return np.load(train), np.load(test)
+
+
+@pytest.fixture
+def cifar10_files():
+    """Paths of the shared real CIFAR-10 .npz files (train_20k, test_10k); skips when absent."""
+    train = CIFAR_DIR / "train_20k.npz"
+    test = CIFAR_DIR / "test_10k.npz"
+    if not (train.exists() and test.exists()):
+        pytest.skip(f"real CIFAR-10 files not found under {CIFAR_DIR} (shared data is absent)")
+    return train, test

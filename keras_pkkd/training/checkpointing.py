@@ -64,7 +64,7 @@ class TrainingState:
         for path in paths:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 failures.append(f"{path}: {first}")
                 log.warning("checkpoint %s does not restore (%s); trying an older one", path,

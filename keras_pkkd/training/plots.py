@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # (panel title, [(column, label)]) of the figure; columns absent from the log are left out.
 PANELS = (
@@ -30,9 +31,10 @@ def read_log(path):
                 if key == "epoch" or value in ("", None):
                     continue
                 try:
-                    columns.setdefault(key, []).append((epoch, float(value)))
+                    number = float(value)
                 except ValueError:
                     continue
+                columns.setdefault(key, []).append((epoch, number))
     return columns
 
 
@@ -51,6 +53,7 @@ def plot_curves(csv_path, png_path, title):
             ax.plot(epochs, values, marker="." if len(epochs) < 30 else None, label=label)
         ax.set_title(panel_title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

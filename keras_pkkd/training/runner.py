@@ -180,20 +180,26 @@ def run(cfg, flags_text):
     timer = StepTimer()
     previous_wall = progress.get("wall_seconds") or 0.0
 
+    previous_train = progress.get("train_seconds") or 0.0
+    per_call = cfg.batch_size * cfg.steps_per_execution  # callbacks see one call per execution
+
     def on_saved(finished):
         if not chief:
             return
-        done = timer.times
         progress.update(finished_epochs=finished,
-                        train_seconds=(progress.get("train_seconds") or 0.0) + sum(done),
+                        train_seconds=previous_train + sum(timer.times),
                         wall_seconds=previous_wall + time.time() - started)
-        timer.times = []
+        if timer.times:
+            progress["images_per_s"] = per_call / timer.steady_median()
         _write_json(progress_path, progress)
 
-    callbacks = [EpochCheckpoint(state, on_saved), timer]
+    callbacks = [timer]
     if chief:
         callbacks += [keras.callbacks.CSVLogger(str(model_dir / "log.csv"), append=True),
                       keras.callbacks.TensorBoard(str(model_dir / "logs"), write_graph=False)]
+    # Last: an epoch's log row exists before its checkpoint (rows past the checkpoint a resume
+    # starts from are dropped then, so the log never misses or repeats an epoch).
+    callbacks.append(EpochCheckpoint(state, on_saved))
     if initial_epoch < cfg.epochs:
         _say(f"training {cfg.model} ({cfg.method}) for epochs {initial_epoch + 1}..{cfg.epochs}"
              f" in {model_dir}")
@@ -205,6 +211,7 @@ def run(cfg, flags_text):
             fit_kwargs = dict(validation_data=eval_ds, validation_freq=cfg.validate_every)
         trainer.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                     steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(cfg),
+                    shuffle=False,  # the datasets order themselves, per epoch and seed
                     **fit_kwargs)
     else:
         _say(f"{model_dir} has finished all {cfg.epochs} epochs; evaluating only")
@@ -212,7 +219,9 @@ def run(cfg, flags_text):
     eval_ds = source.eval_dataset(eval_batch)
     student_eval = evaluate_network(network, eval_ds)
     teacher_eval = evaluate_network(teacher, eval_ds) if teacher is not None else None
-    train_seconds = (progress.get("train_seconds") or 0.0) + sum(timer.times) or None
+    train_seconds = previous_train + sum(getattr(timer, "times", [])) or None
+    images_per_s = (per_call / timer.steady_median() if getattr(timer, "times", None)
+                    else progress.get("images_per_s"))
     results = {
         "keras_pkkd_version": __version__,
         "model": cfg.model, "method": cfg.method, "student_kind": kind,
@@ -230,8 +239,8 @@ def run(cfg, flags_text):
                    "teacher": _params(teacher) if teacher is not None else None},
         "wall_time_s": previous_wall + time.time() - started,
         "train_time_s": train_seconds,
-        "train_images_per_s": (cfg.epochs * steps * cfg.batch_size / train_seconds
-                               if train_seconds else None),
+        # Steady state: the batch over the median step time (first steps trace the graph).
+        "train_images_per_s": images_per_s,
         "compiled_op": ops.custom_op_available(), "strategy": cfg.strategy,
         "replicas": replicas, "mixed_precision": cfg.mixed_precision,
         "resumed_from": progress.get("resumed_from", []),
