@@ -30,7 +30,7 @@ def _parser():
     p.add_argument("--model", help="a saved network (.keras) to evaluate instead")
     p.add_argument("--from_checkpoint", action="store_true",
                    help="use the latest checkpoint even when model.keras exists")
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012"])
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012", "none"])
     p.add_argument("--data_dir", help="tensorflow-datasets data_dir")
     p.add_argument("--manual_dir", help="tfds manual download dir (imagenet2012)")
     p.add_argument("--eval_data", help="local .npz file or image folder to evaluate on")
@@ -96,6 +96,7 @@ def main(argv=None):
         else saved.get(name)  # noqa: E731
     eval_data = args.eval_data or saved.get("eval_data")
     dataset = pick("dataset")
+    dataset = None if dataset == "none" else dataset
     if not dataset and not eval_data:
         _fail("name the evaluation data: --dataset or --eval_data", 2)
     try:

@@ -28,7 +28,7 @@ METHODS = {
     "pkkd": ("adder", "kernel_conv"),
 }
 FEATURE_KD = ("default", "kernel_conv", "kernel", "conv", "raw", "mmd", "none")
-DATASETS = ("cifar10", "cifar100", "imagenet2012")
+DATASETS = ("cifar10", "cifar100", "imagenet2012", "none")
 
 
 class FlagfileError(ValueError):
@@ -152,7 +152,8 @@ def define_flags(flag_values=flags.FLAGS):
     # Data.
     flags.DEFINE_enum("dataset", "cifar10", list(DATASETS),
                       "tensorflow-datasets name; with --train_data/--eval_data it only picks "
-                      "the normalization constants and class names.", flag_values=fv)
+                      "the normalization constants and class names (none: local data only, "
+                      "constants computed from the training data).", flag_values=fv)
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir (default: tfds').",
                         flag_values=fv)
     flags.DEFINE_string("manual_dir", None, "tfds manual download dir (imagenet2012 tars).",
@@ -242,6 +243,8 @@ def validate(fv):
         errors.append(f"--eta must be >= 0, got {fv.eta}")
     if fv.warmup_epochs >= fv.epochs:
         errors.append(f"--warmup_epochs ({fv.warmup_epochs}) must be < --epochs ({fv.epochs})")
+    if fv.dataset == "none" and not fv.train_data:
+        errors.append("--dataset=none needs --train_data and --eval_data")
     if bool(fv.train_data) != bool(fv.eval_data):
         errors.append("--train_data and --eval_data go together (give both, or neither to use "
                       "tensorflow-datasets)")

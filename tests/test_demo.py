@@ -1,4 +1,4 @@
-"""The `make demo` job, tiny: real CIFAR-10 images, CNN, ANN and PKKD, results.json."""
+"""The `make demo` job, tiny: CNN, ANN and PKKD through the training CLI, results.json."""
 
 import json
 
@@ -8,22 +8,37 @@ import pytest
 from keras_pkkd import demo
 
 
-def test_demo_end_to_end(cifar10, tmp_path):
-    results = demo.main(["--train_images=128", "--test_images=64", "--epochs=1",
-                         "--batch_size=64", f"--out={tmp_path}"])
+def test_demo_end_to_end_on_real_cifar(cifar10_files, tmp_path):
+    summary = demo.main(["--train_images=128", "--test_images=64", "--epochs=1",
+                         "--batch_size=64", f"--data_dir={cifar10_files[0].parent}",
+                         f"--out={tmp_path}"])
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["train_images"] == 128 and saved["test_images"] == 64
+    assert "CIFAR-10" in saved["data"]
     assert set(saved["runs"]) == {"cnn", "ann", "pkkd"}
     for run, res in saved["runs"].items():
-        assert 0.0 <= res["test_accuracy"] <= 1.0
-        assert res["median_step_ms"] > 0
-        assert np.isfinite(res["history"]["loss"]).all()
-        assert (tmp_path / f"{run}.keras").exists()
-    assert 0.0 <= saved["runs"]["pkkd"]["teacher_test_accuracy"] <= 1.0
+        assert res["student"]["examples"] == 64
+        assert 0.0 <= res["student"]["top1"] <= 1.0 and res["steps"] == 2
+        assert (tmp_path / run / "model.keras").exists()
+        assert (tmp_path / run / "curves.png").exists()
+    assert 0.0 <= saved["runs"]["pkkd"]["teacher"]["top1"] <= 1.0
     # The ANNs keep multiplications only in the stem conv and the classifier.
-    assert saved["runs"]["ann"]["ops_per_image"]["multiplications"] == 443_008
-    assert saved["runs"]["pkkd"]["ops_per_image"] == saved["runs"]["ann"]["ops_per_image"]
-    assert results["runs"]["cnn"]["ops_per_image"]["multiplications"] > 40_000_000
+    assert saved["runs"]["ann"]["ops_per_image"]["student"]["multiplications"] == 443_008
+    assert saved["runs"]["pkkd"]["ops_per_image"]["student"] == \
+        saved["runs"]["ann"]["ops_per_image"]["student"]
+    assert summary["runs"]["cnn"]["ops_per_image"]["student"]["multiplications"] > 40_000_000
+
+
+def test_demo_falls_back_to_the_digits_shipped_with_scikit_learn(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "_SHARED", tmp_path / "absent")
+    monkeypatch.setattr(demo, "_tfds_cifar10", lambda args: "not prepared (test)")
+    summary = demo.main(["--train_images=256", "--test_images=64", "--epochs=1", "--runs",
+                         "pkkd", f"--out={tmp_path / 'out'}"])
+    res = summary["runs"]["pkkd"]
+    assert "digits" in summary["data"] and res["num_classes"] == 10
+    assert res["student"]["examples"] == 64 and np.isfinite(res["student"]["loss"])
+    with np.load(tmp_path / "out" / "data" / "digits_train.npz") as d:
+        assert d["x"].shape == (1497, 32, 32, 3) and d["x"].dtype == np.uint8
+        assert d["x"].max() == 255 and set(np.unique(d["y"])) == set(range(10))
 
 
 def test_demo_reports_missing_data(tmp_path):

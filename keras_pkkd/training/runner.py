@@ -44,7 +44,8 @@ class RunError(RuntimeError):
 
 
 def default_model_dir(cfg):
-    return os.path.join("runs", f"{cfg.model}_{cfg.dataset}_{cfg.method}")
+    dataset = "local" if cfg.dataset == "none" else cfg.dataset
+    return os.path.join("runs", f"{cfg.model}_{dataset}_{cfg.method}")
 
 
 def _say(message):
@@ -135,7 +136,8 @@ def run(cfg, flags_text):
         raise RunError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                        f"{replicas} replicas of --strategy={cfg.strategy}")
 
-    source = data.load(dataset=cfg.dataset, data_dir=cfg.data_dir, train_data=cfg.train_data,
+    source = data.load(dataset=None if cfg.dataset == "none" else cfg.dataset,
+                       data_dir=cfg.data_dir, train_data=cfg.train_data,
                        eval_data=cfg.eval_data, image_size=cfg.image_size,
                        download=cfg.download, manual_dir=cfg.manual_dir,
                        train_examples=cfg.train_examples, eval_examples=cfg.eval_examples)
