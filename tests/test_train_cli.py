@@ -183,3 +183,15 @@ def test_mirrored_on_two_logical_cpus_with_bfloat16(cifar10_files, tmp_path):
     res = json.loads((tmp_path / "m" / "results.json").read_text())
     assert res["replicas"] == 2 and res["steps"] == 2 and res["mixed_precision"] == "bfloat16"
     assert np.isfinite(res["student"]["loss"])
+
+
+def test_evaluate_errors_are_clear(tmp_path, capsys):
+    for argv, message in ((["--batch_size=8"], "give --model_dir"),
+                          ([f"--model_dir={tmp_path}"], "flags.json not found")):
+        with pytest.raises(SystemExit):
+            evaluate.main(argv)
+        assert message in capsys.readouterr().err
+    (tmp_path / "flags.json").write_text("{not json")
+    with pytest.raises(SystemExit):
+        evaluate.main([f"--model_dir={tmp_path}"])
+    assert "not valid JSON" in capsys.readouterr().err
