@@ -21,13 +21,10 @@ def op_path(request, monkeypatch):
 
 
 @pytest.fixture
-def cifar10():
-    train = CIFAR_DIR / "train_20k.npz"
-    test = CIFAR_DIR / "test_10k.npz"
-    if not (train.exists() and test.exists()):
-        pytest.skip(f"real CIFAR-10 files not found under {CIFAR_DIR} (shared data is absent)")
+def cifar10(cifar10_files):
+    """The shared real CIFAR-10 arrays (np.load of train_20k, test_10k); skips when absent."""
     import numpy as np
-    return np.load(train), np.load(test)
+    return tuple(np.load(path) for path in cifar10_files)
 
 
 @pytest.fixture
