@@ -25,9 +25,10 @@ def tiny(files, model_dir, *extra, examples=192, epochs=2, batch=64):
             "--verbose=2", *extra]
 
 
-def run_cli(module, argv, **kwargs):
+def run_cli(module, argv, env_extra=None, **kwargs):
     # oneDNN off: with it, PKKD's overlapping ops differ between runs in the last bits.
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0",
+               **(env_extra or {}))
     return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
@@ -195,3 +196,36 @@ def test_evaluate_errors_are_clear(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main([f"--model_dir={tmp_path}"])
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def _free_ports(n):
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_with_two_local_workers(cifar10_files, tmp_path):
+    """MultiWorkerMirroredStrategy through TF_CONFIG, two worker processes on this machine:
+    one global batch split over both, the chief alone writes results and checkpoints."""
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        config = json.dumps({"cluster": {"worker": workers},
+                             "task": {"type": "worker", "index": index}})
+        procs.append(run_cli("keras_pkkd.train", tiny(
+            cifar10_files, tmp_path / "mw", "--strategy=multi_worker", epochs=1, examples=128),
+            env_extra={"TF_CONFIG": config}))
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out
+    res = json.loads((tmp_path / "mw" / "results.json").read_text())
+    assert res["replicas"] == 2 and res["strategy"] == "multi_worker" and res["steps"] == 2
+    assert np.isfinite(res["student"]["loss"]) and res["student"]["examples"] == 128
+    assert "[keras_pkkd] results:" in outs[0] and "[keras_pkkd] results:" not in outs[1]
+    assert sorted(p.name for p in (tmp_path / "mw" / "checkpoints").glob("ckpt-*.index")) == \
+        ["ckpt-1.index"]

@@ -30,7 +30,7 @@ from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
 from keras_pkkd.training.evaluation import evaluate_network
 from keras_pkkd.training.plots import plot_curves
-from keras_pkkd.training.strategy import is_chief, make_strategy
+from keras_pkkd.training.strategy import is_chief, make_strategy, patch_symbolic_build
 
 log = logging.getLogger("keras_pkkd")
 
@@ -160,6 +160,7 @@ def run(cfg, flags_text):
             trainer, network, teacher, parts = networks.build(
                 cfg, kind, feature_kd, source.num_classes, input_shape, steps)
             state = TrainingState(ckpt_dir, parts, keep=cfg.keep_checkpoints, chief=chief)
+        patch_symbolic_build(trainer, strategy)
         initial_epoch = state.restore_latest() if cfg.resume else 0
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
