@@ -166,13 +166,18 @@ def test_fixed_teacher_from_a_cnn_run(cifar10_files, tmp_path, capsys):
            "must be a CNN")
 
 
-@pytest.mark.parametrize("method", ["bnn", "mmd", "kd"])
-def test_other_methods_train(method, cifar10_files, tmp_path):
-    res = train.main(tiny(cifar10_files, tmp_path / method, f"--method={method}", epochs=1,
-                          examples=128, batch=64))
+@pytest.mark.parametrize("method,extra", [("bnn", []), ("mmd", []), ("kd", []),
+                                          ("pkkd", ["--mixed_precision=float16",
+                                                    "--warmup_epochs=0.5",
+                                                    "--lr_schedule=constant"])])
+def test_other_methods_and_settings_train(method, extra, cifar10_files, tmp_path):
+    res = train.main(tiny(cifar10_files, tmp_path / method, f"--method={method}", *extra,
+                          epochs=1, examples=128, batch=64))
     assert res["steps"] == 2 and np.isfinite(res["student"]["loss"])
     if method == "bnn":
         assert res["ops_per_image"]["student"]["xnor"] > 0
+    # The global precision policy is restored after the run.
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_mirrored_on_two_logical_cpus_with_bfloat16(cifar10_files, tmp_path):
