@@ -170,7 +170,7 @@ def run(cfg, flags_text):
     if progress.get("finished_epochs") != initial_epoch:
         progress = {"finished_epochs": initial_epoch, "train_seconds": None,
                     "wall_seconds": None, "resumed_from": []}
-    if initial_epoch:
+    if 0 < initial_epoch < cfg.epochs:
         progress.setdefault("resumed_from", []).append(initial_epoch)
         _say(f"resuming from the checkpoint of epoch {initial_epoch} in {ckpt_dir} "
              f"(step {int(trainer.optimizer.iterations.numpy())})")
@@ -182,7 +182,6 @@ def run(cfg, flags_text):
 
     timer = StepTimer()
     previous_wall = progress.get("wall_seconds") or 0.0
-
     previous_train = progress.get("train_seconds") or 0.0
     per_call = cfg.batch_size * cfg.steps_per_execution  # callbacks see one call per execution
 
