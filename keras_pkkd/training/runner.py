@@ -124,10 +124,12 @@ def run(cfg, flags_text):
     kind, feature_kd = student_feature_kd(cfg)
     model_dir = pathlib.Path(cfg.model_dir or default_model_dir(cfg)).expanduser()
     ckpt_dir = model_dir / "checkpoints"
-    if not cfg.resume and tf.train.latest_checkpoint(str(ckpt_dir)):
+    has_checkpoints = bool(tf.train.latest_checkpoint(str(ckpt_dir)))
+    if has_checkpoints and not cfg.resume:
         raise RunError(f"{model_dir} already holds checkpoints and --noresume was given; "
                        "nothing is overwritten: pass another --model_dir or move it away")
-    _check_resume_compatible(model_dir, cfg)
+    if has_checkpoints:
+        _check_resume_compatible(model_dir, cfg)
 
     strategy = make_strategy(cfg.strategy)
     chief = is_chief(strategy)
