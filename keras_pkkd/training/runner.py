@@ -29,7 +29,7 @@ from keras_pkkd.flags import student_feature_kd
 from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
 from keras_pkkd.training.evaluation import evaluate_network
-from keras_pkkd.training.plots import plot_curves
+from keras_pkkd.training.plots import plot_curves, read_log
 from keras_pkkd.training.strategy import is_chief, make_strategy, patch_symbolic_build
 
 log = logging.getLogger("keras_pkkd")
@@ -204,12 +204,12 @@ def run(cfg, flags_text):
     # Last: an epoch's log row exists before its checkpoint (rows past the checkpoint a resume
     # starts from are dropped then, so the log never misses or repeats an epoch).
     callbacks.append(EpochCheckpoint(state, on_saved))
+    eval_ds = source.eval_dataset(eval_batch)
     if initial_epoch < cfg.epochs:
         _say(f"training {cfg.model} ({cfg.method}) for epochs {initial_epoch + 1}..{cfg.epochs}"
              f" in {model_dir}")
         train_ds = source.train_dataset(cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
                                         initial_epoch=initial_epoch)
-        eval_ds = source.eval_dataset(eval_batch)
         fit_kwargs = {}
         if cfg.validate_every:
             fit_kwargs = dict(validation_data=eval_ds, validation_freq=cfg.validate_every)
@@ -220,7 +220,6 @@ def run(cfg, flags_text):
     else:
         _say(f"{model_dir} has finished all {cfg.epochs} epochs; evaluating only")
 
-    eval_ds = source.eval_dataset(eval_batch)
     student_eval = evaluate_network(network, eval_ds)
     teacher_eval = evaluate_network(teacher, eval_ds) if teacher is not None else None
     train_seconds = previous_train + sum(getattr(timer, "times", [])) or None
@@ -264,17 +263,13 @@ def run(cfg, flags_text):
 
 
 def _history(csv_path):
+    """{column: [values per epoch]} of the run's CSV log (epochs counted from 1)."""
     if not csv_path.exists():
         return {}
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    history = {}
-    for row in rows:
-        for key, value in row.items():
-            try:
-                history.setdefault(key, []).append(float(value))
-            except (TypeError, ValueError):
-                pass
+    columns = read_log(csv_path)
+    history = {key: [v for _, v in points] for key, points in columns.items()}
+    if columns:
+        history["epoch"] = [e for e, _ in next(iter(columns.values()))]
     return history
 
 
