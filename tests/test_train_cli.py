@@ -83,19 +83,25 @@ def test_kill_and_resume_matches_an_uninterrupted_run(cifar10_files, tmp_path):
                                               epochs=3))
     victim = run_cli("keras_pkkd.train", tiny(cifar10_files, tmp_path / "killed", *args,
                                                epochs=3))
-    first = tmp_path / "killed" / "checkpoints" / "ckpt-1.index"
+    ckpt_dir = tmp_path / "killed" / "checkpoints"
+
+    def recorded():
+        # A checkpoint counts once the `checkpoint` state file (written atomically after the
+        # data and index files) names it: killed before that, a run rightly starts over.
+        state = tf.train.get_checkpoint_state(str(ckpt_dir)) if ckpt_dir.exists() else None
+        return [] if state is None else list(state.all_model_checkpoint_paths)
+
     deadline = time.time() + 240
-    while not first.exists() and victim.poll() is None and time.time() < deadline:
+    while not recorded() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     victim.kill()
     victim_out, _ = victim.communicate()
-    assert first.exists(), f"the first epoch's checkpoint never appeared:\n{victim_out}"
+    assert recorded(), f"the first epoch's checkpoint never appeared:\n{victim_out}"
     assert not (tmp_path / "killed" / "results.json").exists(), "killed after the run ended"
     out, _ = whole.communicate(timeout=300)
     assert whole.returncode == 0, out
 
-    killed_ckpts = sorted((tmp_path / "killed" / "checkpoints").glob("ckpt-*.index"))
-    last = int(killed_ckpts[-1].name.split("-")[1].split(".")[0])
+    last = max(int(os.path.basename(p).split("-")[1]) for p in recorded())
     resumed = run_cli("keras_pkkd.train", tiny(cifar10_files, tmp_path / "killed", *args,
                                                 epochs=3))
     out, _ = resumed.communicate(timeout=300)
