@@ -6,7 +6,7 @@ LIB := keras_pkkd/ops/_adder_ops.so
 STAMP := $(VENV)/.requirements-installed
 CORE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard custom_ops/adder/cc/ops/*) custom_ops/build.py
 
-.PHONY: venv build test demo bench clean
+.PHONY: venv build test demo bench bench-loop clean
 
 venv: $(STAMP) $(LIB)
 
@@ -31,6 +31,13 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/bench_adder_op.py
+
+# The kernels' inner loops against conv's, registers and L1 only (no TensorFlow needed).
+bench-loop:
+	@mkdir -p build
+	$(CXX) -O2 -std=c++17 -mavx512f -mavx512dq -mfma -o build/bench_inner_loop \
+	  benchmarks/bench_inner_loop.cc
+	build/bench_inner_loop
 
 clean:
 	rm -rf build $(LIB) keras_pkkd/ops/_adder_ops.json
