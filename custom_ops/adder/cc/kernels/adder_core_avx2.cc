@@ -23,6 +23,12 @@ struct Vec {
   static V Min(V a, V b) { return _mm256_min_ps(a, b); }
   static V Max(V a, V b) { return _mm256_max_ps(a, b); }
   static V Fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static float ReduceAdd(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
   static V Opaque(V v) {
     asm volatile("" : "+x"(v));
     return v;

@@ -24,6 +24,7 @@ struct Vec {
   static V Min(V a, V b) { return _mm512_min_ps(a, b); }
   static V Max(V a, V b) { return _mm512_max_ps(a, b); }
   static V Fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static float ReduceAdd(V v) { return _mm512_reduce_add_ps(v); }
   // clip(w - x, -1, 1): w * 1 - x on the FMA pipe, then vrangeps imm 0b0010 = the smaller
   // magnitude of (w - x, 1) with the sign of w - x (AVX512DQ).
   static V ClipDiff(V w, V x, V one) {

@@ -22,6 +22,7 @@ struct Vec {
   static V Min(V a, V b) { return std::min(a, b); }
   static V Max(V a, V b) { return std::max(a, b); }
   static V Fma(V a, V b, V c) { return a * b + c; }
+  static float ReduceAdd(V v) { return v; }
   static V Opaque(V v) { return v; }
   static V AccumulateMinBcast(V acc, V w, const float* x, V) { return acc + std::min(w, *x); }
 };
