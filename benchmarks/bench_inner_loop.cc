@@ -72,7 +72,11 @@ __attribute__((noinline)) float Conv(int64_t iters) {
   return Sum(acc);
 }
 
-__attribute__((noinline)) float FwdMem(int64_t iters) {
+// The three forward loops. kBcastInMin: x broadcast inside each vminps ({1to16} operand), else
+// once per pixel into a register shared by the 4 output vectors. kFma: accumulate min * 1.0
+// through an FMA, else with a plain add.
+template <bool kBcastInMin, bool kFma>
+__attribute__((noinline)) float FwdLoop(int64_t iters) {
   __m512 acc[kTerms];
   for (auto& a : acc) a = _mm512_setzero_ps();
   const __m512 ones = Opaque(_mm512_set1_ps(1.f));
@@ -83,52 +87,17 @@ __attribute__((noinline)) float FwdMem(int64_t iters) {
     for (int t = 0; t < 4; ++t) w[t] = _mm512_load_ps(wp + 16 * t);
 #pragma GCC unroll 32
     for (int k = 0; k < 6; ++k) {
+      const __m512 b = _mm512_set1_ps(x[16 * k]);  // unused (and dropped) when kBcastInMin
 #pragma GCC unroll 32
       for (int t = 0; t < 4; ++t) {
         __m512 m;
-        asm("vminps %[x]%{1to16%}, %[w], %[m]" : [m] "=v"(m) : [w] "v"(w[t]), [x] "m"(x[16 * k]));
-        acc[k * 4 + t] = _mm512_fmadd_ps(m, ones, acc[k * 4 + t]);
-      }
-    }
-  }
-  return Sum(acc);
-}
-
-__attribute__((noinline)) float Fwd(int64_t iters) {
-  __m512 acc[kTerms];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  const __m512 ones = Opaque(_mm512_set1_ps(1.f));
-  for (int64_t i = 0; i < iters; ++i) {
-    const float* wp = g_w + (i & 31) * 64;
-    const float* x = g_x + (i & 15);
-    __m512 w[4];
-    for (int t = 0; t < 4; ++t) w[t] = _mm512_load_ps(wp + 16 * t);
-#pragma GCC unroll 32
-    for (int k = 0; k < 6; ++k) {
-      const __m512 b = _mm512_set1_ps(x[16 * k]);
-#pragma GCC unroll 32
-      for (int t = 0; t < 4; ++t)
-        acc[k * 4 + t] = _mm512_fmadd_ps(_mm512_min_ps(w[t], b), ones, acc[k * 4 + t]);
-    }
-  }
-  return Sum(acc);
-}
-
-__attribute__((noinline)) float FwdAdd(int64_t iters) {
-  __m512 acc[kTerms];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  for (int64_t i = 0; i < iters; ++i) {
-    const float* wp = g_w + (i & 31) * 64;
-    const float* x = g_x + (i & 15);
-    __m512 w[4];
-    for (int t = 0; t < 4; ++t) w[t] = _mm512_load_ps(wp + 16 * t);
-#pragma GCC unroll 32
-    for (int k = 0; k < 6; ++k) {
-#pragma GCC unroll 32
-      for (int t = 0; t < 4; ++t) {
-        __m512 m;
-        asm("vminps %[x]%{1to16%}, %[w], %[m]" : [m] "=v"(m) : [w] "v"(w[t]), [x] "m"(x[16 * k]));
-        acc[k * 4 + t] = _mm512_add_ps(m, acc[k * 4 + t]);
+        if constexpr (kBcastInMin) {
+          asm("vminps %[x]%{1to16%}, %[w], %[m]" : [m] "=v"(m) : [w] "v"(w[t]), [x] "m"(x[16 * k]));
+        } else {
+          m = _mm512_min_ps(w[t], b);
+        }
+        acc[k * 4 + t] = kFma ? _mm512_fmadd_ps(m, ones, acc[k * 4 + t])
+                              : _mm512_add_ps(m, acc[k * 4 + t]);
       }
     }
   }
@@ -216,9 +185,12 @@ __attribute__((noinline)) int Run(int argc, char** argv) {
     g_x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
     g_w[i] = 1.0f - 0.002f * static_cast<float>(i % 89);
   }
-  const Variant variants[] = {{"conv", Conv, 24},       {"fwd", Fwd, 24},
-                              {"fwd-mem", FwdMem, 24},  {"fwd-add", FwdAdd, 24},
-                              {"dx", DxBounds, 12},     {"dx-range", DxRange, 12}};
+  const Variant variants[] = {{"conv", Conv, 24},
+                              {"fwd", FwdLoop<false, true>, 24},
+                              {"fwd-mem", FwdLoop<true, true>, 24},
+                              {"fwd-add", FwdLoop<true, false>, 24},
+                              {"dx", DxBounds, 12},
+                              {"dx-range", DxRange, 12}};
   constexpr int kVariants = sizeof(variants) / sizeof(variants[0]);
   constexpr int kRounds = 7;
   std::vector<double> ns[kVariants];
