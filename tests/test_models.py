@@ -144,3 +144,29 @@ def test_models_round_trip_through_keras_files(tmp_path):
     x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, blocks", [("resnet20", 9), ("vgg_small", 5)])
+def test_activation_layer_names_pair_post_activation_maps(name, blocks):
+    built = {kind: getattr(models, name)(kind) for kind in models.KINDS}
+    expected = [f"act{i}" for i in range(1, blocks + 1)]
+    for kind, model in built.items():
+        assert models.activation_layer_names(model) == expected, kind
+    x = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    for kind in ("conv", "adder"):
+        model = built[kind]
+        probe = keras.Model(model.input, [model.get_layer(n).output for n in expected])
+        maps = probe(x, training=True)  # batch statistics: an untrained adder net's moving
+        for n, value in zip(expected, maps):
+            # statistics would leave its raw -sum|x - w| outputs far below zero
+            assert isinstance(model.get_layer(n), keras.layers.ReLU), (kind, n)
+            value = np.asarray(value)
+            assert value.min() >= 0 and value.max() > 0, (kind, n)
+    # The maps are the block outputs: act{n} feeds block n + 1 and the last one the classifier.
+    conv = built["conv"]
+    assert conv.get_layer(expected[-1]).output.shape[1:] == (
+        (8, 8, 64) if name == "resnet20" else (4, 4, 512))
+    # Same positions in teacher and student: equal shapes map by map.
+    for n in expected:
+        assert (built["adder"].get_layer(n).output.shape
+                == built["conv"].get_layer(n).output.shape)

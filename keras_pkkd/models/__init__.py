@@ -2,6 +2,7 @@
 
 from keras_pkkd.models.builders import (
     KINDS,
+    activation_layer_names,
     feature_layer_names,
     resnet18,
     resnet20,
@@ -11,5 +12,5 @@ from keras_pkkd.models.builders import (
 )
 from keras_pkkd.models.op_count import count_ops
 
-__all__ = ["KINDS", "count_ops", "feature_layer_names", "resnet18", "resnet20", "resnet32",
-           "resnet50", "vgg_small"]
+__all__ = ["KINDS", "activation_layer_names", "count_ops", "feature_layer_names", "resnet18",
+           "resnet20", "resnet32", "resnet50", "vgg_small"]

@@ -9,7 +9,11 @@ Layer names are fixed by position: the stem "conv1", the intermediate feature co
 "conv2", "conv3", ... in the order they are applied (a residual block's projection shortcut
 comes after the block's two or three convolutions), their BatchNormalizations "bn1", "bn2", ...,
 and the classifier "fc". `feature_layer_names(model)` lists the intermediate ones, which is what
-the distillation pairs between teacher and student.
+the distillation pairs between teacher and student. The activation that ends each block (the
+ReLU after the residual Add in the ResNets, the ReLU after each of VGG-small's five intermediate
+conv / BN blocks) is named "act1", "act2", ... in the order of application (the stem's ReLU is
+not numbered); `activation_layer_names(model)` lists them, for baselines such as MMD that pair
+post-activation feature maps.
 
 Notes: padding is Keras "same" (for a stride-2 3x3 conv on an even input TF pads one row and
 column after, PyTorch one on each side: same output size, a one-pixel shift); BatchNormalization
@@ -18,6 +22,8 @@ shortcuts (1x1 conv + BN, "option B") wherever the shape changes, an adder 1x1 i
 """
 
 from __future__ import annotations
+
+import re
 
 import keras
 
@@ -32,6 +38,7 @@ class _Namer:
     def __init__(self):
         self.conv = 0
         self.bn = 0
+        self.act = 0
 
     def next_conv(self):
         self.conv += 1
@@ -40,6 +47,10 @@ class _Namer:
     def next_bn(self):
         self.bn += 1
         return f"bn{self.bn}"
+
+    def next_act(self):
+        self.act += 1
+        return f"act{self.act}"
 
 
 def _check(kind, num_classes, input_shape, hw=None):
@@ -84,7 +95,7 @@ def _basic_block(kind, namer, x, filters, strides):
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters, 1, strides))
-    return keras.layers.ReLU()(keras.layers.Add()([out, shortcut]))
+    return keras.layers.ReLU(name=namer.next_act())(keras.layers.Add()([out, shortcut]))
 
 
 def _bottleneck_block(kind, namer, x, filters, strides, expansion=4):
@@ -94,7 +105,7 @@ def _bottleneck_block(kind, namer, x, filters, strides, expansion=4):
     shortcut = x
     if strides != 1 or x.shape[-1] != filters * expansion:
         shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters * expansion, 1, strides))
-    return keras.layers.ReLU()(keras.layers.Add()([out, shortcut]))
+    return keras.layers.ReLU(name=namer.next_act())(keras.layers.Add()([out, shortcut]))
 
 
 def _classifier(x, num_classes):
@@ -151,7 +162,7 @@ def vgg_small(kind="conv", num_classes=10, input_shape=(32, 32, 3)):
         x = _feature_conv(kind, namer, x, filters, 3)
         if pool:
             x = keras.layers.MaxPooling2D(2)(x)
-        x = keras.layers.ReLU()(_bn(namer)(x))
+        x = keras.layers.ReLU(name=namer.next_act())(_bn(namer)(x))
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(num_classes, name="fc")(x)
     return keras.Model(inputs, outputs, name=f"vgg_small_{kind}")
@@ -191,3 +202,16 @@ def feature_layer_names(model):
              if isinstance(layer, keras.layers.Conv2D) and layer.name.startswith("conv")]
     names.sort(key=lambda n: int(n[4:]))
     return names[1:]
+
+
+def activation_layer_names(model):
+    """Names of the block-ending activations ("act1", "act2", ...), in the order they apply.
+
+    One per residual block in the ResNets (the ReLU after the Add), one per intermediate
+    conv / BN block in VGG-small; the stem's activation is not included. Teacher and student of
+    the same architecture return the same list, so post-activation feature maps can be paired
+    (the MMD / neuron selectivity transfer baseline).
+    """
+    names = [layer.name for layer in model.layers if re.fullmatch(r"act\d+", layer.name)]
+    names.sort(key=lambda n: int(n[3:]))
+    return names
