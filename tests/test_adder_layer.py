@@ -1,6 +1,4 @@
-"""AdderConv2D: arithmetic, eta scaling, serialization, Keras training integration."""
-
-import math
+"""AdderConv2D: arithmetic, gradients, serialization, Keras training integration."""
 
 import keras
 import numpy as np
@@ -36,33 +34,7 @@ def test_bias_and_activation_are_applied_after_the_adder(op_path):
     np.testing.assert_allclose(layer(x), y_ref, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("eta", [0.2, 1.0, 0.05])
-def test_eta_scaling_sets_the_filter_gradient_norm(eta, op_path):
-    layer, x = _layer_and_input(eta=eta)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(x)))
-    g = tape.gradient(loss, layer.kernel)
-    k = layer.kernel.shape.num_elements()
-    np.testing.assert_allclose(tf.norm(g).numpy(), eta * math.sqrt(k), rtol=1e-5)
-
-
-def test_eta_scaling_keeps_the_direction_and_eta_zero_turns_it_off(op_path):
-    grads = {}
-    kernel = None
-    for eta in (0.0, 0.2):
-        layer, x = _layer_and_input(eta=eta)
-        if kernel is None:
-            kernel = layer.kernel.numpy()
-        layer.kernel.assign(kernel)
-        dy = np.random.default_rng(1).normal(size=(2, 7, 7, 7)).astype(np.float32)
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer(x) * dy)
-        grads[eta] = tape.gradient(loss, layer.kernel).numpy()
-        if eta == 0.0:
-            _, dw_ref = ref.gradients(x, layer.kernel.numpy(), dy)
-            np.testing.assert_allclose(grads[0.0], dw_ref, rtol=1e-5, atol=1e-3)
-    unit = grads[0.0] / np.linalg.norm(grads[0.0])
-    np.testing.assert_allclose(grads[0.2] / np.linalg.norm(grads[0.2]), unit, atol=1e-6)
+# eta: the optimizer rescales the filter gradient (tests/test_eta_scaling.py).
 
 
 def test_input_gradient_is_not_scaled(op_path):

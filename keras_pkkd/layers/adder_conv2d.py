@@ -7,32 +7,20 @@ import math
 import keras
 import tensorflow as tf
 
+from keras_pkkd.layers import eta_scaling
 from keras_pkkd.ops import adder_conv2d
 
+eta_scaling.install()
 
-def scale_filter_gradient(kernel, eta):
-    """Identity on `kernel` whose gradient g becomes eta * sqrt(k) * g / ||g||_2.
 
-    This is AdderNet's adaptive learning-rate scaling (METHOD.md section 1): one L2 norm over
-    the whole filter tensor, k its number of elements. eta = 0 returns `kernel` untouched.
-    The norm is computed in float32 so float16 gradients do not overflow.
-    """
-    if eta == 0:
-        return kernel
-    scale = eta * math.sqrt(kernel.shape.num_elements())
-
-    @tf.custom_gradient
-    def identity(k):
-        def grad(g):
-            g32 = tf.cast(g, tf.float32)
-            norm = tf.norm(g32)
-            # A zero gradient stays zero instead of becoming NaN.
-            factor = tf.where(norm > 0, scale / tf.maximum(norm, 1e-30), 0.0)
-            return tf.cast(g32 * factor, g.dtype)
-
-        return tf.identity(k), grad
-
-    return identity(kernel)
+def _check_eta(eta):
+    try:
+        eta = float(eta)
+    except (TypeError, ValueError):
+        raise ValueError(f"eta must be a non-negative number, got {eta!r}") from None
+    if not (eta >= 0 and math.isfinite(eta)):
+        raise ValueError(f"eta must be a non-negative number, got {eta!r}")
+    return eta
 
 
 @keras.saving.register_keras_serializable(package="keras_pkkd")
@@ -49,7 +37,10 @@ class AdderConv2D(keras.layers.Conv2D):
         padding: "valid" or "same"; padded positions hold 0 and contribute |filter|.
         dilation_rate: int or pair.
         eta: adaptive gradient scaling of the filter (eta * sqrt(k) * g / ||g||); 0 turns it off.
-            0.2 is the reference implementation's value.
+            0.2 is the reference implementation's value. The optimizer applies it to the final
+            gradient (after loss-scale unscaling and the cross-replica sum; see
+            `keras_pkkd.layers.eta_scaling`): tape gradients are the raw AdderNet gradients.
+            Settable after build (`layer.eta = 0.1`); takes effect at the next traced step.
         use_bias: False by default (the papers' layers have no bias).
         kernel_initializer: N(0, 1) by default, as in the reference implementation.
         **kwargs: the other Conv2D arguments (activation, regularizers, constraints, name...).
@@ -71,27 +62,35 @@ class AdderConv2D(keras.layers.Conv2D):
                 f"AdderConv2D supports data_format='channels_last' (NHWC) only, got {data_format!r}")
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"AdderConv2D supports groups=1 only, got {kwargs['groups']!r}")
-        try:
-            eta = float(eta)
-        except (TypeError, ValueError):
-            raise ValueError(f"eta must be a non-negative number, got {eta!r}") from None
-        if not (eta >= 0 and math.isfinite(eta)):
-            raise ValueError(f"eta must be a non-negative number, got {eta!r}")
+        eta = _check_eta(eta)
         kwargs["data_format"] = "channels_last"
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          dilation_rate=dilation_rate, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, **kwargs)
-        self.eta = eta
+        self._eta = eta
         # The compiled op has no XLA kernel: keep Keras' jit_compile="auto" off for models that
         # contain this layer. Under an explicit jit_compile=True the op switches to its pure-TF
         # path, which XLA compiles.
         self.supports_jit = False
 
+    @property
+    def eta(self):
+        return self._eta
+
+    @eta.setter
+    def eta(self, value):
+        self._eta = _check_eta(value)
+        if getattr(self, "kernel", None) is not None:
+            eta_scaling.mark_variable(self.kernel, self._eta)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        eta_scaling.mark_variable(self.kernel, self._eta)
+
     def convolution_op(self, inputs, kernel):
         # A tensor, not the Keras variable: tf.custom_gradient must not capture variables.
-        kernel = scale_filter_gradient(tf.convert_to_tensor(kernel), self.eta)
-        return adder_conv2d(inputs, kernel, strides=self.strides, padding=self.padding,
-                            dilation_rate=self.dilation_rate)
+        return adder_conv2d(inputs, tf.convert_to_tensor(kernel), strides=self.strides,
+                            padding=self.padding, dilation_rate=self.dilation_rate)
 
     def get_config(self):
         config = super().get_config()
