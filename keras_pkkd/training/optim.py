@@ -49,12 +49,30 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="keras_pkkd")
 class SGD(keras.optimizers.SGD):
-    """keras.optimizers.SGD with `l2` added to the gradient: g + l2 * w, before momentum.
+    """SGD as PyTorch's `torch.optim.SGD` (the papers' reference code) computes it.
 
-    Keras' own `weight_decay` is decoupled (w -= lr * wd * w after the step); the papers' recipes
-    come from PyTorch, whose SGD adds wd * w to the gradient. For adder layers that is after the
-    adaptive eta scaling, as in the reference code. Every trainable variable is decayed
-    (BatchNormalization's gamma and beta too), as with `model.parameters()` in PyTorch.
+    Per variable w with gradient g (for adder filters, g is already AdderNet's eta-rescaled
+    gradient: see keras_pkkd.layers.eta_scaling), learning rate lr(t), momentum mu:
+
+        g <- g + l2 * w                      (coupled L2 decay, PyTorch's weight_decay)
+        b <- mu * b + g                      (momentum buffer, no learning rate inside)
+        w <- w - lr(t) * b                   (nesterov: w <- w - lr(t) * (g + mu * b))
+
+    Two differences from `keras.optimizers.SGD`, both matter for the recipes:
+
+    - Keras' `weight_decay` is decoupled (w -= lr * wd * w after the step); `l2` is added to
+      the gradient, after the eta rescaling of adder filters, as in the reference code. Every
+      trainable variable is decayed (BatchNormalization's gamma and beta too), as with
+      `model.parameters()` in PyTorch.
+    - Keras folds the learning rate into the buffer (m <- mu * m - lr(t) * g; w <- w + m), so
+      under a schedule the buffer carries past learning rates: after a drop from lr1 to lr2 the
+      first steps still move by about lr1. PyTorch's buffer holds gradients only and every step
+      is scaled by the current lr(t). Under a constant lr the two are the same; under the
+      recipes' cosine schedule the Keras form lags the schedule by about 1 / (1 - mu) = 10
+      steps. We follow PyTorch, so the recipes mean what the papers' code did.
+
+    The buffer lives in Keras' `momentums` slots (zeros at the start, so the first step is
+    b = g, as PyTorch's first step).
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, l2=0.0, name="sgd",
@@ -69,9 +87,18 @@ class SGD(keras.optimizers.SGD):
         self.l2 = float(l2)
 
     def update_step(self, gradient, variable, learning_rate):
+        lr = tf.cast(learning_rate, variable.dtype)
+        gradient = tf.cast(gradient, variable.dtype)
         if self.l2:
             gradient = gradient + tf.cast(self.l2, variable.dtype) * variable
-        super().update_step(gradient, variable, learning_rate)
+        if self.momentum == 0:
+            self.assign_sub(variable, lr * gradient)
+            return
+        mu = tf.cast(self.momentum, variable.dtype)
+        buf = self.momentums[self._get_variable_index(variable)]
+        self.assign(buf, mu * buf + gradient)
+        direction = gradient + mu * buf if self.nesterov else buf
+        self.assign_sub(variable, lr * direction)
 
     def get_config(self):
         config = super().get_config()
