@@ -207,3 +207,8 @@ def test_pkkd_student_filters_move_by_eta_sqrt_k():
     for layer, w0 in zip(adders, before):
         np.testing.assert_allclose(np.linalg.norm(layer.kernel.numpy() - w0),
                                    0.1 * 0.2 * math.sqrt(w0.size), rtol=1e-4)
+
+
+def test_a_kernel_regularizer_warns_that_it_is_rescaled():
+    with pytest.warns(UserWarning, match="kernel_regularizer"):
+        AdderConv2D(4, 3, kernel_regularizer=keras.regularizers.L2(1e-4))

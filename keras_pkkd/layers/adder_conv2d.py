@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import tensorflow as tf
@@ -63,6 +64,12 @@ class AdderConv2D(keras.layers.Conv2D):
         if kwargs.get("groups", 1) != 1:
             raise ValueError(f"AdderConv2D supports groups=1 only, got {kwargs['groups']!r}")
         eta = _check_eta(eta)
+        if eta and kwargs.get("kernel_regularizer") is not None:
+            warnings.warn(
+                "AdderConv2D kernel_regularizer: its gradient joins the filter gradient that the "
+                f"optimizer rescales by eta={eta}, so the decay is rescaled too; AdderNet applies "
+                "weight decay after the rescaling: use the optimizer's decay instead "
+                "(keras_pkkd.training.optim.SGD(l2=...) or weight_decay=)", stacklevel=2)
         kwargs["data_format"] = "channels_last"
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          dilation_rate=dilation_rate, use_bias=use_bias,
