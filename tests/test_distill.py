@@ -305,3 +305,39 @@ def test_usual_keras_callbacks(tmp_path):
     other.load_weights(str(tmp_path / "pkkd.weights.h5"))
     for a, b in zip(other.student.get_weights(), student.get_weights()):  # saved every epoch
         np.testing.assert_array_equal(a, b)
+
+
+def _head_norms(heads):
+    return float(np.mean([np.linalg.norm(h.kernel.numpy()) for h in heads]))
+
+
+def test_head_norm_metrics_are_the_heads_kernel_norms():
+    """student_head_norm / teacher_head_norm: mean over layers of each 1x1 head kernel's L2
+    (Frobenius) norm, as the weights stand at the end of each epoch (not an epoch average)."""
+    student, teacher = _pair(seed=11)
+    pkkd = PKKDModel(student, teacher, feature_kd="kernel_conv", beta=5.0)
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.5, momentum=0.9),
+                 teacher_optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    at_epoch_end = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: at_epoch_end.append(
+        (_head_norms(pkkd.student_heads), _head_norms(pkkd.teacher_heads))))
+    x, y = _batch(16, seed=11)
+    initial = _head_norms(pkkd.student_heads), _head_norms(pkkd.teacher_heads)
+    history = pkkd.fit(x, y, batch_size=8, epochs=3, callbacks=[record], verbose=0).history
+    np.testing.assert_allclose(history["student_head_norm"], [s for s, _ in at_epoch_end],
+                               rtol=1e-5)
+    np.testing.assert_allclose(history["teacher_head_norm"], [t for _, t in at_epoch_end],
+                               rtol=1e-5)
+    # The heads trained, so the logged norms moved away from the initial ones.
+    assert abs(history["student_head_norm"][-1] - initial[0]) > 1e-3
+    assert abs(history["teacher_head_norm"][-1] - initial[1]) > 1e-3
+    results = pkkd.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(results["student_head_norm"], _head_norms(pkkd.student_heads),
+                               rtol=1e-5)
+    np.testing.assert_allclose(results["teacher_head_norm"], _head_norms(pkkd.teacher_heads),
+                               rtol=1e-5)
+    # Without heads there is nothing to report.
+    plain = PKKDModel(*_pair(seed=11), feature_kd="kernel")
+    plain.compile(optimizer="sgd", teacher_optimizer="sgd")
+    logs = plain.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+    assert "student_head_norm" not in logs and "teacher_head_norm" not in logs

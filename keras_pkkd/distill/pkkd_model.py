@@ -13,7 +13,10 @@ outputs enter the student's losses through tf.stop_gradient: the teacher's trunk
 from its own cross-entropy (teacher="progressive", same batch, same step) or not at all
 (teacher="fixed"); the 1x1 heads on both sides learn from L_feat.
 
-Labels are integer class ids (sparse).
+Labels are integer class ids (sparse). Metrics: loss, ce, kd, feat, accuracy, teacher_loss,
+teacher_accuracy (top5 / teacher_top5 beyond 10 classes) and, when there are 1x1 heads,
+student_head_norm / teacher_head_norm (mean over layers of each head kernel's L2 norm, as the
+weights stand after the last step).
 """
 
 from __future__ import annotations
@@ -46,6 +49,34 @@ def _cross_entropy(y, logits):
     y = tf.cast(tf.reshape(y, [-1]), tf.int32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=y, logits=tf.cast(logits, tf.float32)))
+
+
+class _LatestValue(keras.metrics.Metric):
+    """A metric that reports the last value it was given (not an average over the epoch).
+
+    Used for the heads' weight norms: the value logged at the end of an epoch is the norm of
+    the weights at that moment. Under tf.distribute every replica holds the same value; the
+    replicas' copies are averaged on read.
+    """
+
+    def __init__(self, name, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.value = self.add_variable(shape=(), initializer="zeros", dtype="float32",
+                                       aggregation="mean", name="value")
+
+    def update_state(self, value):
+        self.value.assign(tf.cast(value, "float32"))
+
+    def result(self):
+        return tf.identity(self.value)
+
+    def reset_state(self):
+        self.value.assign(0.0)
+
+
+def _mean_kernel_norm(heads):
+    """Mean over the heads of the L2 (Frobenius) norm of each head's kernel (bias excluded)."""
+    return tf.add_n([tf.norm(tf.cast(h.kernel, tf.float32)) for h in heads]) / len(heads)
 
 
 def _as_list(outputs):
@@ -186,6 +217,9 @@ class PKKDModel(keras.Model):
             self._trackers["top5"] = keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")
             self._trackers["teacher_top5"] = keras.metrics.SparseTopKCategoricalAccuracy(
                 5, name="teacher_top5")
+        if self.student_heads:
+            for name in ("student_head_norm", "teacher_head_norm"):
+                self._trackers[name] = _LatestValue(name)
 
     def training_checkpoint(self):
         """A tf.train.Checkpoint of the whole training state.
@@ -304,4 +338,8 @@ class PKKDModel(keras.Model):
         if "top5" in tr:
             tr["top5"].update_state(y, s_logits)
             tr["teacher_top5"].update_state(y, t_logits)
+        if "student_head_norm" in tr:
+            # Read after the optimizer's update (automatic control dependencies keep the order).
+            tr["student_head_norm"].update_state(_mean_kernel_norm(self.student_heads))
+            tr["teacher_head_norm"].update_state(_mean_kernel_norm(self.teacher_heads))
         return {name: m.result() for name, m in tr.items()}
