@@ -57,7 +57,7 @@ def test_resnet20_pairs_twenty_layers_and_counts_the_papers_multiplications():
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_PARAMS))
 def test_imagenet_models(name):
-    for kind in ("conv", "adder"):
+    for kind in models.KINDS:
         model = getattr(models, name)(kind)
         assert model.output.shape == (None, 1000)
         assert _trainable(model) == IMAGENET_PARAMS[name]
@@ -168,5 +168,13 @@ def test_activation_layer_names_pair_post_activation_maps(name, blocks):
         (8, 8, 64) if name == "resnet20" else (4, 4, 512))
     # Same positions in teacher and student: equal shapes map by map.
     for n in expected:
-        assert (built["adder"].get_layer(n).output.shape
-                == built["conv"].get_layer(n).output.shape)
+        for kind in ("adder", "binary"):
+            assert built[kind].get_layer(n).output.shape == conv.get_layer(n).output.shape
+    # The BNN's block outputs: residual sums (no ReLU), VGG's signs between binary convs.
+    binary = built["binary"]
+    for n in expected:
+        layer = binary.get_layer(n)
+        if name == "resnet20":
+            assert isinstance(layer, keras.layers.Add), n
+        else:
+            assert isinstance(layer, keras.layers.ReLU if n == "act5" else BinaryActivation), n

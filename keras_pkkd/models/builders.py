@@ -5,6 +5,19 @@ architecture have the same layers, names and parameter counts; only the intermed
 convolutions differ (Conv2D, AdderConv2D, or sign + BinaryConv2D). The first convolution and
 the classifier stay full-precision multiply layers in every kind (METHOD.md section 1).
 
+The conv and adder kinds order each block conv -> BN -> ReLU. The binary kind is the BNN
+baseline as the papers count it (XNOR-Net style): every binary convolution sees sign(h) in
+{-1, +1} of a real-valued pre-activation h, and its weights are alpha * sign(W). So that h has
+both signs it is a BN output or a residual sum, never a ReLU output (whose sign is always +1):
+inside a block BN -> sign -> binary conv replaces BN -> ReLU -> conv; a residual block ends with
+the bare sum (no ReLU), which the next block binarizes and its identity shortcut carries
+real-valued; projection shortcuts are binary 1x1 + BN like the other kinds' (the papers count
+them as XNOR work); the CIFAR stems have no ReLU in the binary kind (the first block binarizes
+the stem's BN output). The ImageNet ResNets' max pool follows a ReLU, so the binary kind adds one
+BatchNormalization without scale or offset after it ("pool_bn": per-channel centring, no
+trainable parameter, 2 x 64 moving statistics). Trainable parameter counts and the conv / bn
+names are therefore equal across kinds.
+
 Layer names are fixed by position: the stem "conv1", the intermediate feature convolutions
 "conv2", "conv3", ... in the order they are applied (a residual block's projection shortcut
 comes after the block's two or three convolutions), their BatchNormalizations "bn1", "bn2", ...,
@@ -13,7 +26,9 @@ the distillation pairs between teacher and student. The activation that ends eac
 ReLU after the residual Add in the ResNets, the ReLU after each of VGG-small's five intermediate
 conv / BN blocks) is named "act1", "act2", ... in the order of application (the stem's ReLU is
 not numbered); `activation_layer_names(model)` lists them, for baselines such as MMD that pair
-post-activation feature maps.
+post-activation feature maps. The same names exist in the binary kind, on its block outputs:
+the residual Add of each ResNet block (real-valued, no ReLU there), in VGG-small the sign
+layers between binary convolutions ("act1" to "act4", values -1 / +1) and the ReLU "act5".
 
 Notes: padding is Keras "same" (for a stride-2 3x3 conv on an even input TF pads one row and
 column after, PyTorch one on each side: same output size, a one-pixel shift); BatchNormalization
@@ -70,13 +85,18 @@ def _bn(namer):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=namer.next_bn())
 
 
-def _feature_conv(kind, namer, x, filters, kernel_size, strides=1):
-    """An intermediate convolution of the given kind (no BN, no activation)."""
+def _feature_conv(kind, namer, x, filters, kernel_size, strides=1, sign_name=None):
+    """An intermediate convolution of the given kind (no BN, no activation).
+
+    In the binary kind `x` must be real-valued with both signs (a BN output or a residual sum):
+    it is binarized here by a BinaryActivation named `sign_name` (default f"{conv name}_sign")
+    before the BinaryConv2D.
+    """
     name = namer.next_conv()
     if kind == "adder":
         return AdderConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
     if kind == "binary":
-        x = BinaryActivation(name=f"{name}_sign")(x)
+        x = BinaryActivation(name=sign_name or f"{name}_sign")(x)
         return BinaryConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
     return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                                use_bias=False, kernel_initializer="he_normal", name=name)(x)
@@ -88,24 +108,44 @@ def _stem_conv(namer, x, filters, kernel_size, strides=1):
                                name=namer.next_conv())(x)
 
 
+def _relu_unless_binary(kind, x):
+    """The ReLU before a feature convolution; none in the binary kind, whose next binary
+    convolution takes the sign of x instead (the sign of a ReLU output is always +1)."""
+    return x if kind == "binary" else keras.layers.ReLU()(x)
+
+
+def _block_output(kind, namer, out, shortcut):
+    """The residual sum and the block's activation "act{n}".
+
+    conv / adder: ReLU(out + shortcut), the ReLU named "act{n}". binary: the sum itself, the Add
+    named "act{n}": it stays real-valued (both signs), the next block's binary convolutions see
+    its sign and its identity shortcut carries it unbinarized (a ReLU here would leave the next
+    signs all +1).
+    """
+    if kind == "binary":
+        return keras.layers.Add(name=namer.next_act())([out, shortcut])
+    return keras.layers.ReLU(name=namer.next_act())(keras.layers.Add()([out, shortcut]))
+
+
 def _basic_block(kind, namer, x, filters, strides):
-    out = _feature_conv(kind, namer, x, filters, 3, strides)
-    out = keras.layers.ReLU()(_bn(namer)(out))
-    out = _bn(namer)(_feature_conv(kind, namer, out, filters, 3, 1))
+    out = _bn(namer)(_feature_conv(kind, namer, x, filters, 3, strides))
+    out = _bn(namer)(_feature_conv(kind, namer, _relu_unless_binary(kind, out), filters, 3, 1))
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters, 1, strides))
-    return keras.layers.ReLU(name=namer.next_act())(keras.layers.Add()([out, shortcut]))
+    return _block_output(kind, namer, out, shortcut)
 
 
 def _bottleneck_block(kind, namer, x, filters, strides, expansion=4):
-    out = keras.layers.ReLU()(_bn(namer)(_feature_conv(kind, namer, x, filters, 1, 1)))
-    out = keras.layers.ReLU()(_bn(namer)(_feature_conv(kind, namer, out, filters, 3, strides)))
-    out = _bn(namer)(_feature_conv(kind, namer, out, filters * expansion, 1, 1))
+    out = _bn(namer)(_feature_conv(kind, namer, x, filters, 1, 1))
+    out = _bn(namer)(_feature_conv(kind, namer, _relu_unless_binary(kind, out), filters, 3,
+                                   strides))
+    out = _bn(namer)(_feature_conv(kind, namer, _relu_unless_binary(kind, out),
+                                   filters * expansion, 1, 1))
     shortcut = x
     if strides != 1 or x.shape[-1] != filters * expansion:
         shortcut = _bn(namer)(_feature_conv(kind, namer, x, filters * expansion, 1, strides))
-    return keras.layers.ReLU(name=namer.next_act())(keras.layers.Add()([out, shortcut]))
+    return _block_output(kind, namer, out, shortcut)
 
 
 def _classifier(x, num_classes):
@@ -117,7 +157,7 @@ def _cifar_resnet(blocks_per_stage, kind, num_classes, input_shape, name):
     shape = _check(kind, num_classes, input_shape, hw=8)
     namer = _Namer()
     inputs = keras.Input(shape, name="image")
-    x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 16, 3)))
+    x = _relu_unless_binary(kind, _bn(namer)(_stem_conv(namer, inputs, 16, 3)))
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks_per_stage):
             strides = 2 if stage > 0 and block == 0 else 1
@@ -151,18 +191,26 @@ def vgg_small(kind="conv", num_classes=10, input_shape=(32, 32, 3)):
     """VGG-small of Cai et al. 2017: 2x128, pool, 2x256, pool, 2x512, pool conv layers + FC.
 
     Every conv is followed by BN and ReLU; the classifier is one Dense layer on the flattened
-    4x4x512 map (for 32x32 inputs).
+    4x4x512 map (for 32x32 inputs). In the binary kind the activation between two binary
+    convolutions is the sign of the BN output (conv -> pool -> BN -> sign -> conv, XNOR-Net's
+    order), so "act1" ... "act4" are BinaryActivation layers there (values -1 / +1, the stem's
+    sign is "conv2_sign"); "act5", which feeds the classifier, is a ReLU in every kind.
     """
     shape = _check(kind, num_classes, input_shape, hw=8)
     namer = _Namer()
     inputs = keras.Input(shape, name="image")
-    x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 128, 3)))
+    x = _relu_unless_binary(kind, _bn(namer)(_stem_conv(namer, inputs, 128, 3)))
+    sign_name = None
     plan = [(128, True), (256, False), (256, True), (512, False), (512, True)]
-    for filters, pool in plan:
-        x = _feature_conv(kind, namer, x, filters, 3)
+    for i, (filters, pool) in enumerate(plan):
+        x = _feature_conv(kind, namer, x, filters, 3, sign_name=sign_name)
         if pool:
             x = keras.layers.MaxPooling2D(2)(x)
-        x = keras.layers.ReLU(name=namer.next_act())(_bn(namer)(x))
+        z = _bn(namer)(x)
+        if kind == "binary" and i < len(plan) - 1:
+            x, sign_name = z, namer.next_act()  # the next conv's sign is this block's activation
+        else:
+            x = keras.layers.ReLU(name=namer.next_act())(z)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(num_classes, name="fc")(x)
     return keras.Model(inputs, outputs, name=f"vgg_small_{kind}")
@@ -174,6 +222,12 @@ def _imagenet_resnet(block, layers, kind, num_classes, input_shape, name):
     inputs = keras.Input(shape, name="image")
     x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 64, 7, strides=2)))
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    if kind == "binary":
+        # The max pool's output is >= 0 (it follows the ReLU), and a max over 9 values of the
+        # BN output would be nearly all positive too: centre it per channel so that its sign
+        # carries information. No scale / offset, hence no trainable parameter.
+        x = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.9,
+                                            epsilon=1e-5, name="pool_bn")(x)
     for stage, (filters, count) in enumerate(zip((64, 128, 256, 512), layers)):
         for i in range(count):
             x = block(kind, namer, x, filters, 2 if stage > 0 and i == 0 else 1)
@@ -210,7 +264,9 @@ def activation_layer_names(model):
     One per residual block in the ResNets (the ReLU after the Add), one per intermediate
     conv / BN block in VGG-small; the stem's activation is not included. Teacher and student of
     the same architecture return the same list, so post-activation feature maps can be paired
-    (the MMD / neuron selectivity transfer baseline).
+    (the MMD / neuron selectivity transfer baseline). In the conv and adder kinds they are ReLU
+    outputs (>= 0); in the binary kind the same names sit on the BNN's block outputs (see the
+    module docstring), which are not ReLU outputs.
     """
     names = [layer.name for layer in model.layers if re.fullmatch(r"act\d+", layer.name)]
     names.sort(key=lambda n: int(n[3:]))
