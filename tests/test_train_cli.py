@@ -53,7 +53,22 @@ def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path):
     for name in ("flags.txt", "flags.json", "log.csv", "model.keras", "teacher.keras",
                  "curves.png", "progress.json"):
         assert (model_dir / name).exists(), name
-    assert any((model_dir / "logs").rglob("*tfevents*"))
+    # Diagnostics: every loss part and both head norms, per epoch (CSV, results.json and
+    # TensorBoard), the last epoch's parts and the heads' first / last norms in results.json.
+    parts = ("loss", "ce", "kd", "feat", "teacher_loss", "student_head_norm",
+             "teacher_head_norm")
+    for key in parts:
+        assert len(saved["history"][key]) == 2 and all(np.isfinite(saved["history"][key])), key
+    diag = saved["diagnostics"]
+    assert diag["loss_parts"]["feat"] == saved["history"]["feat"][-1] > 0
+    assert diag["head_norms"]["student_head_norm"]["first"] == \
+        saved["history"]["student_head_norm"][0] > 0
+    assert diag["collapsed_heads"] == []
+    tags = set()
+    for events in (model_dir / "logs").rglob("*tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {f"epoch_{k}" for k in parts} <= tags, sorted(tags)
     # The deployable ANN alone, and the evaluate CLI on the run directory agrees with it.
     ann = keras.models.load_model(model_dir / "model.keras")
     assert ann.name.startswith("resnet20_adder")
@@ -240,3 +255,14 @@ def test_multi_worker_with_two_local_workers(cifar10_files, tmp_path):
     assert "[keras_pkkd] results:" in outs[0] and "[keras_pkkd] results:" not in outs[1]
     assert sorted(p.name for p in (tmp_path / "mw" / "checkpoints").glob("ckpt-*.index")) == \
         ["ckpt-1.index"]
+
+
+def test_diagnostics_name_a_collapsing_head():
+    from keras_pkkd.training.runner import _diagnostics
+    history = {"loss": [3.0, 2.0], "ce": [2.3, 1.9], "feat": [0.5, 0.1],
+               "student_head_norm": [5.0, 0.3], "teacher_head_norm": [5.0, 4.0]}
+    diag = _diagnostics(history)
+    assert diag["loss_parts"] == {"loss": 2.0, "ce": 1.9, "feat": 0.1}
+    assert diag["head_norms"]["teacher_head_norm"] == {"first": 5.0, "last": 4.0}
+    assert diag["collapsed_heads"] == ["student_head_norm"]
+    assert "head_norms" not in _diagnostics({"loss": [1.0]})

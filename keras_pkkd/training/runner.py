@@ -250,6 +250,7 @@ def run(cfg, flags_text):
         "model_dir": str(model_dir),
     }
     results["history"] = _history(model_dir / "log.csv")
+    results["diagnostics"] = _diagnostics(results["history"])
     if chief:
         network.save(model_dir / networks.MODEL_FILE)
         if teacher is not None:
@@ -273,6 +274,27 @@ def _history(csv_path):
     return history
 
 
+LOSS_PARTS = ("loss", "ce", "kd", "feat", "teacher_loss")
+HEAD_NORMS = ("student_head_norm", "teacher_head_norm")
+
+
+def _diagnostics(history):
+    """The last epoch's loss parts, and the first and last norms of the 1x1 heads of a PKKD run
+    (with the heads whose norm fell below a tenth of its first value: a collapsing head)."""
+    def last(key):
+        values = history.get(key) or []
+        return values[-1] if values else None
+
+    out = {"loss_parts": {k: last(k) for k in LOSS_PARTS if k in history}}
+    norms = {k: {"first": history[k][0], "last": history[k][-1]}
+             for k in HEAD_NORMS if history.get(k)}
+    if norms:
+        out["head_norms"] = norms
+        out["collapsed_heads"] = [k for k, v in norms.items()
+                                  if v["first"] > 0 and v["last"] < 0.1 * v["first"]]
+    return out
+
+
 def _summary(results, model_dir, plotted):
     s, t = results["student"], results["teacher"]
     ops_ = results["ops_per_image"]["student"]
@@ -281,6 +303,15 @@ def _summary(results, model_dir, plotted):
          (f"; teacher top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f}" if t else ""))
     _say(f"per image: {ops_['multiplications']:,} multiplications, {ops_['additions']:,} "
          f"additions, {ops_.get('xnor', 0):,} XNOR")
+    diag = results.get("diagnostics", {})
+    if diag.get("loss_parts"):
+        _say("last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in diag["loss_parts"].items()
+                                        if v is not None))
+    for name, norms in diag.get("head_norms", {}).items():
+        note = " COLLAPSED (below a tenth of its first value)" \
+            if name in diag.get("collapsed_heads", []) else ""
+        _say(f"{name}: {norms['first']:.4g} after the first epoch, {norms['last']:.4g} at the "
+             f"end{note}")
     if results["train_images_per_s"]:
         _say(f"training: {results['train_images_per_s']:.0f} images/s; wall time "
              f"{results['wall_time_s']:.0f} s")
