@@ -178,3 +178,94 @@ def test_activation_layer_names_pair_post_activation_maps(name, blocks):
             assert isinstance(layer, keras.layers.Add), n
         else:
             assert isinstance(layer, keras.layers.ReLU if n == "act5" else BinaryActivation), n
+
+
+def _sign(x):
+    return np.where(x >= 0, 1.0, -1.0)
+
+
+def _np_layer(kind, x, w, stride, pad):
+    """float64 NumPy output of a conv / adder / binary layer; pad = (top, bottom, left, right).
+
+    conv: cross-correlation; adder: -sum |x - w| (padded zeros contribute |w|); binary: the
+    cross-correlation of x (already signed) with alpha * sign(W), alpha = mean |W| per output.
+    """
+    x = np.pad(x.astype(np.float64), [(0, 0), pad[:2], pad[2:], (0, 0)])
+    w = w.astype(np.float64)
+    if kind == "binary":
+        w = _sign(w) * np.abs(w).mean(axis=(0, 1, 2))
+    kh, kw = w.shape[:2]
+    out_h = (x.shape[1] - kh) // stride + 1
+    out_w = (x.shape[2] - kw) // stride + 1
+    out = np.zeros((x.shape[0], out_h, out_w, w.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+            if kind == "adder":
+                out -= np.abs(patch[..., None] - w[i, j]).sum(axis=3)
+            else:
+                out += np.einsum("nhwc,co->nhwo", patch, w[i, j])
+    return out
+
+
+@pytest.mark.parametrize("kind", models.KINDS)
+def test_strided_3x3_layers_pad_one_on_every_side_like_the_reference(kind):
+    """Stage 2's first conv (conv8, 3x3 stride 2) against NumPy with PyTorch's padding=1."""
+    keras.utils.set_random_seed(3)
+    model = models.resnet20(kind)
+    layer = model.get_layer("conv8")
+    assert layer.strides == (2, 2) and layer.kernel_size == (3, 3)
+    # conv8 reads block 3's output act3 (through a sign in the BNN).
+    probe = keras.Model(model.input, [model.get_layer("act3").output, layer.output])
+    x = np.random.default_rng(4).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    block_input, output = (np.asarray(t, np.float64) for t in probe(x, training=True))
+    if kind == "binary":
+        block_input = _sign(block_input)
+    w = layer.kernel.numpy()
+    reference = _np_layer(kind, block_input, w, 2, (1, 1, 1, 1))
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(output, reference, rtol=1e-5, atol=1e-5 * scale)
+    # Keras "same" on this even input pads one row / column after only: another result.
+    same = _np_layer(kind, block_input, w, 2, (0, 1, 0, 1))
+    assert same.shape == reference.shape
+    assert np.abs(same - reference).max() > 0.05 * scale
+
+
+@pytest.mark.parametrize("kind", models.KINDS)
+def test_imagenet_stem_and_max_pool_pad_symmetrically(kind):
+    """ResNet-18's 7x7 stride-2 stem (pad 3) and 3x3 stride-2 max pool (pad 1) vs NumPy."""
+    keras.utils.set_random_seed(5)
+    model = models.resnet18(kind, num_classes=10, input_shape=(64, 64, 3))
+    pool = next(l for l in model.layers if isinstance(l, keras.layers.MaxPooling2D))
+    conv1 = model.get_layer("conv1")
+    probe = keras.Model(model.input, [conv1.output, model.get_layer("bn1").output, pool.output])
+    x = np.random.default_rng(6).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    stem, bn, pooled = (np.asarray(t, np.float64) for t in probe(x, training=True))
+    reference = _np_layer("conv", x, conv1.kernel.numpy(), 2, (3, 3, 3, 3))
+    np.testing.assert_allclose(stem, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
+    relu = np.pad(np.maximum(bn, 0), [(0, 0), (1, 1), (1, 1), (0, 0)])
+    windows = [relu[:, i:i + 32:2, j:j + 32:2] for i in range(3) for j in range(3)]
+    np.testing.assert_allclose(pooled, np.max(windows, axis=0), rtol=1e-6, atol=1e-6)
+    same = _np_layer("conv", x, conv1.kernel.numpy(), 2, (2, 3, 2, 3))  # Keras "same" here
+    assert np.abs(same - reference).max() > 0.05 * np.abs(reference).max()
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet32", "vgg_small", "resnet18", "resnet50"])
+def test_every_strided_layer_with_a_kernel_is_padded_explicitly(name):
+    """No strided layer with k > stride uses Keras "same"; each has a pad_* layer of k // 2."""
+    for kind in models.KINDS:
+        model = getattr(models, name)(kind)
+        strided = [l for l in model.layers
+                   if isinstance(l, (keras.layers.Conv2D, keras.layers.MaxPooling2D))
+                   and max(l.strides) > 1  # VGG's 2x2 stride-2 pools need no padding
+                   and max(getattr(l, "kernel_size", getattr(l, "pool_size", (1,))))
+                   > max(l.strides)]
+        assert len(strided) == {"resnet20": 2, "resnet32": 2, "vgg_small": 0, "resnet18": 5,
+                                "resnet50": 5}[name], kind
+        for layer in strided:
+            assert layer.padding == "valid", (kind, layer.name)
+            pad = model.get_layer(f"pad_{layer.name}")
+            k = getattr(layer, "kernel_size", getattr(layer, "pool_size", None))[0]
+            assert pad.padding == ((k // 2, k // 2), (k // 2, k // 2)), (kind, layer.name)
+        assert not any(l.name.startswith("conv") for l in model.layers
+                       if isinstance(l, keras.layers.ZeroPadding2D))

@@ -30,10 +30,19 @@ post-activation feature maps. The same names exist in the binary kind, on its bl
 the residual Add of each ResNet block (real-valued, no ReLU there), in VGG-small the sign
 layers between binary convolutions ("act1" to "act4", values -1 / +1) and the ReLU "act5".
 
-Notes: padding is Keras "same" (for a stride-2 3x3 conv on an even input TF pads one row and
-column after, PyTorch one on each side: same output size, a one-pixel shift); BatchNormalization
-uses PyTorch's defaults (momentum 0.1, i.e. Keras momentum=0.9, epsilon 1e-5); projection
-shortcuts (1x1 conv + BN, "option B") wherever the shape changes, an adder 1x1 in the ANN.
+Padding is the reference PyTorch code's: every strided layer with a kernel k > 1 (the 3x3
+stride-2 convolutions of all ResNets in every kind, the ImageNet 7x7 stride-2 stem, its 3x3
+stride-2 max pool) is a ZeroPadding2D of k // 2 on every side ("pad_conv8", "pad_stem_pool", ...)
+followed by padding="valid"; Keras' "same" would pad one row and column after only on even
+inputs (same output size, a one-pixel shift of every output). Stride-1 layers use "same", which
+is symmetric for odd kernels. Zero padding is the reference semantics for AdderConv2D too (a
+padded position contributes |F|, METHOD.md section 1), for the binary kind (the sign comes
+before the padding, so padded positions are 0) and for the max pool (its inputs are ReLU
+outputs, so zero padding equals -inf padding).
+
+Notes: BatchNormalization uses PyTorch's defaults (momentum 0.1, i.e. Keras momentum=0.9,
+epsilon 1e-5); projection shortcuts (1x1 conv + BN, "option B") wherever the shape changes, an
+adder 1x1 in the ANN, a binary 1x1 in the BNN.
 """
 
 from __future__ import annotations
@@ -85,27 +94,43 @@ def _bn(namer):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=namer.next_bn())
 
 
+def _pad_for(x, kernel_size, strides, name):
+    """Explicit symmetric zero padding of a strided layer; returns (input, Keras padding).
+
+    A strided layer with kernel k > 1 gets k // 2 zeros on every side (ZeroPadding2D named
+    f"pad_{name}") and padding="valid", as PyTorch's padding=k // 2 and keras.applications'
+    ResNets: Keras' "same" would pad only after (bottom / right) on even inputs. Stride-1 layers
+    keep "same", which pads odd kernels symmetrically; 1x1 kernels need no padding.
+    """
+    if strides > 1 and kernel_size > 1:
+        return keras.layers.ZeroPadding2D(kernel_size // 2, name=f"pad_{name}")(x), "valid"
+    return x, "same"
+
+
 def _feature_conv(kind, namer, x, filters, kernel_size, strides=1, sign_name=None):
     """An intermediate convolution of the given kind (no BN, no activation).
 
     In the binary kind `x` must be real-valued with both signs (a BN output or a residual sum):
     it is binarized here by a BinaryActivation named `sign_name` (default f"{conv name}_sign")
-    before the BinaryConv2D.
+    before the BinaryConv2D (and before any padding: padded positions hold 0, not a sign).
     """
     name = namer.next_conv()
-    if kind == "adder":
-        return AdderConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
     if kind == "binary":
         x = BinaryActivation(name=sign_name or f"{name}_sign")(x)
-        return BinaryConv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
-    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+    x, padding = _pad_for(x, kernel_size, strides, name)
+    if kind == "adder":
+        return AdderConv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
+    if kind == "binary":
+        return BinaryConv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
                                use_bias=False, kernel_initializer="he_normal", name=name)(x)
 
 
 def _stem_conv(namer, x, filters, kernel_size, strides=1):
-    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                               use_bias=False, kernel_initializer="he_normal",
-                               name=namer.next_conv())(x)
+    name = namer.next_conv()
+    x, padding = _pad_for(x, kernel_size, strides, name)
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                               use_bias=False, kernel_initializer="he_normal", name=name)(x)
 
 
 def _relu_unless_binary(kind, x):
@@ -221,7 +246,9 @@ def _imagenet_resnet(block, layers, kind, num_classes, input_shape, name):
     namer = _Namer()
     inputs = keras.Input(shape, name="image")
     x = keras.layers.ReLU()(_bn(namer)(_stem_conv(namer, inputs, 64, 7, strides=2)))
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    # Zero padding equals PyTorch's -inf padding here: the pooled values are ReLU outputs.
+    x, padding = _pad_for(x, 3, 2, "stem_pool")
+    x = keras.layers.MaxPooling2D(3, strides=2, padding=padding, name="stem_pool")(x)
     if kind == "binary":
         # The max pool's output is >= 0 (it follows the ReLU), and a max over 9 values of the
         # BN output would be nearly all positive too: centre it per channel so that its sign
