@@ -7,9 +7,16 @@ import tensorflow as tf
 
 
 def evaluate_network(model, dataset):
-    """{"top1", "top5", "loss", "examples"} of `model` (logits) on (image, label) batches."""
+    """{"top1", "top5", "loss", "examples"} of `model` (logits) on (image, label) batches.
 
-    @tf.function
+    One trace per call: the batch dimension of the signature is left open, so a short last
+    batch does not retrace (and several networks evaluated in one process, as `make demo`
+    does, stay under tf.function's frequent-retracing warning).
+    """
+    spec = tuple(tf.TensorSpec([None] + list(s.shape[1:]), s.dtype)
+                 for s in dataset.element_spec[:2])
+
+    @tf.function(input_signature=spec)
     def batch_counts(x, y):
         logits = tf.cast(model(x, training=False), tf.float32)
         y = tf.cast(tf.reshape(y, [-1]), tf.int32)
