@@ -89,19 +89,55 @@ def test_count_ops_by_hand():
     x = BinaryConv2D(6, 1)(BinaryActivation()(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    conv = 8 * 8 * 3 * 3 * 3 * 4   # 6912 multiply-accumulates
-    adder = 4 * 4 * 3 * 3 * 4 * 5  # 2880 |x - w| terms
-    binary = 4 * 4 * 5 * 6         # 480 XNOR terms, 96 alpha scalings
-    dense = 6 * 2
+    conv = 8 * 8 * 3 * 3 * 3 * 4   # 6912 multiply-accumulates: 1 mul + 1 add each
+    adder = 4 * 4 * 3 * 3 * 4 * 5  # 2880 |x - w| terms: 2 additions each
+    binary = 4 * 4 * 5 * 6         # 480 terms: 1 XNOR + 1 popcount addition each, alpha free
+    dense = 6 * 2                  # 12 multiply-accumulates + 2 bias additions
     assert count_ops(model) == {
-        "multiplications": conv + 4 * 4 * 6 + dense,
-        "additions": conv + 2 * adder + dense + 2,
+        "multiplications": conv + dense,
+        "additions": conv + 2 * adder + binary + dense + 2,
         "xnor": binary,
     }
     bn_values = 8 * 8 * 4
     with_bn = count_ops(model, include_bn=True)
-    assert with_bn["multiplications"] == conv + 96 + dense + bn_values
-    assert with_bn["additions"] == conv + 2 * adder + dense + 2 + bn_values
+    assert with_bn["multiplications"] == conv + dense + bn_values
+    assert with_bn["additions"] == conv + 2 * adder + binary + dense + 2 + bn_values
+
+
+# ResNet-20 by hand: stem 32*32*27*16; the 20 intermediate layers: stage 1 six 3x3 16->16 at
+# 32x32, stages 2 and 3 each a 3x3 stride-2 conv, five 3x3 convs and a 1x1 projection at 16x16
+# resp. 8x8 (each of those stages costs the same); classifier 64*10 + 10 bias additions.
+_STEM = 32 * 32 * 27 * 16
+_STAGE = 16 * 16 * 9 * 16 * 32 + 5 * 16 * 16 * 9 * 32 * 32 + 16 * 16 * 16 * 32
+_TERMS = 6 * 32 * 32 * 9 * 16 * 16 + 2 * _STAGE
+_FC = 64 * 10
+
+
+def test_resnet20_counts_in_every_kind_by_hand():
+    assert _TERMS == 40_370_176
+    first_last = _STEM + _FC  # multiply layers in every kind: 443,008
+    expected = {
+        "conv": {"multiplications": _TERMS + first_last,
+                 "additions": _TERMS + first_last + 10, "xnor": 0},
+        "adder": {"multiplications": first_last,
+                  "additions": 2 * _TERMS + first_last + 10, "xnor": 0},
+        "binary": {"multiplications": first_last,
+                   "additions": _TERMS + first_last + 10, "xnor": _TERMS},
+    }
+    for kind in models.KINDS:
+        assert count_ops(models.resnet20(kind)) == expected[kind], kind
+    assert expected["conv"]["multiplications"] == 40_813_184
+
+
+def test_cnn_counts_of_resnet32_and_resnet18_by_hand():
+    # ResNet-32: four more 3x3 blocks a stage than ResNet-20 (the papers' 69.12M).
+    extra = 4 * (32 * 32 * 9 * 16 * 16 + 16 * 16 * 9 * 32 * 32 + 8 * 8 * 9 * 64 * 64)
+    assert _TERMS + extra + _STEM + _FC == 69_124_736
+    assert count_ops(models.resnet32("conv"))["multiplications"] == 69_124_736
+    # ResNet-18: 7x7 stem at 112x112, four stages (the last three cost the same), fc 512*1000.
+    stage = 28 * 28 * 9 * 64 * 128 + 3 * 28 * 28 * 9 * 128 * 128 + 28 * 28 * 64 * 128
+    total = 112 * 112 * 147 * 64 + 4 * 56 * 56 * 9 * 64 * 64 + 3 * stage + 512 * 1000
+    assert count_ops(models.resnet18("conv"))["multiplications"] == total == 1_814_073_344
 
 
 def test_binary_layers_forward_and_straight_through_gradients():
