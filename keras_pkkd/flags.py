@@ -204,6 +204,11 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_bool("deterministic", False, "Bit-identical reruns: TF op determinism; also "
                       "set TF_ENABLE_ONEDNN_OPTS=0 in the environment (oneDNN's CPU kernels are "
                       "not deterministic when ops overlap).", flag_values=fv)
+    flags.DEFINE_integer("bn_recalibration_batches", 50, "After training, recompute every BN "
+                         "layer's moving statistics as the average over this many training "
+                         "batches with the final weights (precise BN; adder networks need it: "
+                         "docs/training.md). 0: keep the moving averages of training.",
+                         lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("steps_per_execution", 1, "Training steps per tf.function call.",
                          lower_bound=1, flag_values=fv)
     # Output.

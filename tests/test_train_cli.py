@@ -64,6 +64,7 @@ def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path):
     assert diag["head_norms"]["student_head_norm"]["first"] == \
         saved["history"]["student_head_norm"][0] > 0
     assert diag["collapsed_heads"] == []
+    assert saved["bn_recalibration_batches"] == 3  # precise BN over the 3 training batches
     tags = set()
     for events in (model_dir / "logs").rglob("*tfevents*"):
         for event in tf.compat.v1.train.summary_iterator(str(events)):

@@ -30,6 +30,7 @@ from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
 from keras_pkkd.training.evaluation import evaluate_network
 from keras_pkkd.training.plots import plot_curves, read_log
+from keras_pkkd.training.precise_bn import recalibrate_batchnorm
 from keras_pkkd.training.strategy import is_chief, make_strategy, patch_symbolic_build
 
 log = logging.getLogger("keras_pkkd")
@@ -220,6 +221,9 @@ def run(cfg, flags_text):
     else:
         _say(f"{model_dir} has finished all {cfg.epochs} epochs; evaluating only")
 
+    recalibrated = _recalibrate(cfg, source, strategy, network, teacher)
+    if recalibrated and chief:
+        state.save(cfg.epochs)  # the checkpoint holds the statistics the figures are taken with
     student_eval = evaluate_network(network, eval_ds)
     teacher_eval = evaluate_network(teacher, eval_ds) if teacher is not None else None
     train_seconds = previous_train + sum(getattr(timer, "times", [])) or None
@@ -247,6 +251,7 @@ def run(cfg, flags_text):
         "compiled_op": ops.custom_op_available(), "strategy": cfg.strategy,
         "replicas": replicas, "mixed_precision": cfg.mixed_precision,
         "resumed_from": progress.get("resumed_from", []),
+        "bn_recalibration_batches": recalibrated,
         "model_dir": str(model_dir),
     }
     results["history"] = _history(model_dir / "log.csv")
@@ -272,6 +277,22 @@ def _history(csv_path):
     if columns:
         history["epoch"] = [e for e, _ in next(iter(columns.values()))]
     return history
+
+
+def _recalibrate(cfg, source, strategy, network, teacher):
+    """Precise BN for the trained network(s) (keras_pkkd.training.precise_bn): the same
+    batches (training pipeline, the run's seed) every time, so a re-invoked finished run
+    reproduces its figures. Returns the number of batches used (0: off)."""
+    if not cfg.bn_recalibration_batches:
+        return 0
+    batches = source.train_dataset(cfg.batch_size, seed=cfg.seed, epochs=1)
+    nets = [network] + ([teacher] if teacher is not None and cfg.teacher != "fixed" else [])
+    used = 0
+    with strategy.scope():
+        for net in nets:
+            used = recalibrate_batchnorm(net, batches, cfg.bn_recalibration_batches)
+    _say(f"BN statistics recomputed over {used} training batches with the final weights")
+    return used
 
 
 LOSS_PARTS = ("loss", "ce", "kd", "feat", "teacher_loss")
