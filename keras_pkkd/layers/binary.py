@@ -27,7 +27,12 @@ def sign_identity_ste(x):
 
 @keras.saving.register_keras_serializable(package="keras_pkkd")
 class BinaryActivation(keras.layers.Layer):
-    """sign(x) with the clipped straight-through estimator (Hubara et al., XNOR-Net)."""
+    """sign(x) with the clipped straight-through estimator (Hubara et al., XNOR-Net).
+
+    Feed it a real-valued pre-activation with both signs (a BN output, a residual sum): the
+    sign of a ReLU output is always +1 (0 maps to +1), which leaves a binary convolution after
+    it nothing to compute with. keras_pkkd.models builds the BNN baseline that way.
+    """
 
     def call(self, inputs):
         return sign_ste(inputs)
