@@ -17,10 +17,15 @@ def logit_kd(teacher_logits, student_logits, tau):
 
 
 def normalized_output(y, is_adder):
-    """A layer's raw output divided by its per-channel mean magnitude (see kernels)."""
-    if is_adder:
-        return -kernels.normalized_distance(y)
-    return kernels.normalized_correlation(y)
+    """A layer's raw output standardized per channel (kernels.standardize): z = (y - mean) / std.
+
+    The input of the "raw" and "conv" ablations: the same standardized outputs the kernel maps
+    are computed from (for an adder layer z = -d_hat, which grows with the similarity of input
+    and filter like the conv output's z = c_hat). `is_adder` is accepted for symmetry with
+    kernel_map; the standardization is the same for both kinds.
+    """
+    del is_adder
+    return kernels.standardize(y)
 
 
 def kernel_map(y, is_adder, sigma, cnn_reading):
@@ -31,8 +36,31 @@ def kernel_map(y, is_adder, sigma, cnn_reading):
 
 
 def mmd_loss(student_features, teacher_features):
-    """NST (Huang & Wang 2017): squared MMD with the kernel (u . v)^2 between the sets of
-    L2-normalized channel maps of student and teacher, averaged over the batch."""
+    """Neuron selectivity transfer (Huang & Wang 2017): squared MMD between the channel maps.
+
+    For each sample, every channel's spatial map (H*W values) is L2-normalized (an all-zero map
+    stays zero), giving the sets {s_i} (C_s maps of the student) and {t_j} (C_t of the teacher);
+    with the polynomial kernel k(u, v) = (u . v)^2 (d = 2, c = 0, the paper's best):
+
+        MMD^2 = 1/C_s^2 sum_ii' k(s_i, s_i') + 1/C_t^2 sum_jj' k(t_j, t_j') - 2/(C_s C_t) sum_ij k(s_i, t_j)
+
+    averaged over the batch. NST defines it on post-activation feature maps; PKKDModel pairs
+    the block-ending activations (models.activation_layer_names) in "mmd" mode.
+
+    Raises:
+        ValueError: inputs that are not (N, H, W, C) or whose batch or spatial sizes differ.
+    """
+    student_features = tf.convert_to_tensor(student_features)
+    teacher_features = tf.convert_to_tensor(teacher_features)
+    s_shape, t_shape = student_features.shape, teacher_features.shape
+    if s_shape.rank != 4 or t_shape.rank != 4:
+        raise ValueError(f"mmd_loss needs (N, H, W, C) feature maps, got {s_shape} and {t_shape}")
+    for axis in range(3):
+        a, b = s_shape[axis], t_shape[axis]
+        if a is not None and b is not None and a != b:
+            raise ValueError(f"mmd_loss: student {s_shape} and teacher {t_shape} feature maps "
+                             "differ in batch or spatial size")
+
     def channel_maps(f):
         f = tf.cast(f, tf.float32)
         shape = tf.shape(f)

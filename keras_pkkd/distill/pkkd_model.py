@@ -27,7 +27,7 @@ from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_pkkd.distill import kernels, losses
 from keras_pkkd.layers import AdderConv2D
-from keras_pkkd.models import feature_layer_names
+from keras_pkkd.models import activation_layer_names, feature_layer_names
 
 TEACHER_MODES = ("progressive", "fixed")
 
@@ -101,7 +101,9 @@ class PKKDModel(keras.Model):
         tau: softmax temperature of the logit KD term.
         beta: weight of the feature loss.
         feature_layers: names of the layers to pair (each present in both models); default
-            models.feature_layer_names(student), which must equal the teacher's.
+            models.feature_layer_names(student) (the intermediate convolutions' outputs), or
+            models.activation_layer_names(student) (the block-ending ReLUs, post-activation
+            maps as NST defines them) for feature_kd="mmd"; either must equal the teacher's.
 
     Raises:
         ValueError: unpaired models (different feature layers or output shapes), an unknown
@@ -130,13 +132,24 @@ class PKKDModel(keras.Model):
         self.alpha, self.beta = float(alpha), float(beta)
         self.feature_kd, self.teacher_mode, self.cnn_kernel = feature_kd, teacher_mode, cnn_kernel
 
+        # NST (the "mmd" baseline) is defined on post-activation maps: the block-ending
+        # activations; the kernel modes and their ablations pair the intermediate convolutions.
+        default_names, what = ((activation_layer_names, "block-ending activations")
+                               if feature_kd == "mmd" else
+                               (feature_layer_names, "intermediate conv layers"))
         names = list(feature_layers) if feature_layers is not None else (
-            feature_layer_names(student) if feature_kd else [])
-        if feature_layers is None and feature_kd and feature_layer_names(teacher) != names:
-            raise ValueError(
-                "student and teacher are not paired: their intermediate conv layers differ "
-                f"({len(names)} in the student, {len(feature_layer_names(teacher))} in the "
-                "teacher); build both with the same models.* function or pass feature_layers")
+            default_names(student) if feature_kd else [])
+        if feature_layers is None and feature_kd:
+            if not names:
+                raise ValueError(
+                    f"the student has no {what} to pair for feature_kd={feature_kd!r} (build "
+                    "it with a models.* function or pass feature_layers)")
+            if default_names(teacher) != names:
+                raise ValueError(
+                    f"student and teacher are not paired: their {what} differ "
+                    f"({len(names)} in the student, {len(default_names(teacher))} in the "
+                    "teacher); build both with the same models.* function or pass "
+                    "feature_layers")
         for n in names:
             for role, model in (("student", student), ("teacher", teacher)):
                 try:
