@@ -66,12 +66,18 @@ def _sklearn_digits(out):
 def _tfds_cifar10(args):
     """None when tensorflow-datasets has CIFAR-10 (prepared, or downloadable and allowed);
     else the reason why not."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # tfds' warnings about a missing dataset
     try:
         # Only the evaluation split is read: availability is all this asks.
         data.load(dataset="cifar10", download=args.allow_download,
                   eval_examples=args.test_images, eval_only=True)
     except data.DataError as e:
         return str(e).splitlines()[0]
+    finally:
+        absl_logging.set_verbosity(verbosity)
     return None
 
 
