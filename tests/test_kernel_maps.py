@@ -95,7 +95,7 @@ def test_saturation_is_bounded_and_is_the_kernels_own(real_outputs):
                         assert got == 0.0, (kind, reading, sigma, got)
     at_01 = [kernels.saturated_fraction(_maps(y, True, 0.1)["laplace"])
              for y in real_outputs["adder"]]
-    assert np.median(at_01) < 0.6 and max(at_01) < 0.8, at_01  # measured: 0.36 median, 0.53 max
+    assert np.median(at_01) < 0.6 and max(at_01) < 0.8, at_01  # measured: 0.35 median, 0.46 max
 
 
 def test_maps_are_invariant_to_a_per_channel_affine_rescaling():

@@ -42,7 +42,8 @@ def mmd_loss(student_features, teacher_features):
     stays zero), giving the sets {s_i} (C_s maps of the student) and {t_j} (C_t of the teacher);
     with the polynomial kernel k(u, v) = (u . v)^2 (d = 2, c = 0, the paper's best):
 
-        MMD^2 = 1/C_s^2 sum_ii' k(s_i, s_i') + 1/C_t^2 sum_jj' k(t_j, t_j') - 2/(C_s C_t) sum_ij k(s_i, t_j)
+        MMD^2 = 1/C_s^2 sum_ii' k(s_i, s_i') + 1/C_t^2 sum_jj' k(t_j, t_j')
+                - 2/(C_s C_t) sum_ij k(s_i, t_j)
 
     averaged over the batch. NST defines it on post-activation feature maps; PKKDModel pairs
     the block-ending activations (models.activation_layer_names) in "mmd" mode.
