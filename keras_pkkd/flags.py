@@ -143,10 +143,11 @@ def define_flags(flag_values=flags.FLAGS):
                        flag_values=fv)
     flags.DEFINE_enum("cnn_kernel", "a", ["a", "b"], "Reading of the CNN kernel map "
                       "(docs/pkkd.md).", flag_values=fv)
-    flags.DEFINE_float("alpha", 0.5, "Weight of the logit KD term (1 - alpha on CE).",
+    flags.DEFINE_float("alpha", 0.1, "Weight of the logit KD term (1 - alpha on CE).",
                        flag_values=fv)
     flags.DEFINE_float("tau", 4.0, "Temperature of the logit KD term.", flag_values=fv)
-    flags.DEFINE_float("beta", 1.0, "Weight of the feature loss.", flag_values=fv)
+    flags.DEFINE_float("beta", 0.1, "Weight of the feature loss (docs/pkkd.md: why 0.1).",
+                      flag_values=fv)
     flags.DEFINE_float("eta", 0.2, "Adaptive learning-rate scaling of the adder layers "
                        "(0 turns it off).", flag_values=fv)
     # Data.

@@ -50,3 +50,20 @@ def test_demo_reports_missing_data(tmp_path):
 def test_demo_rejects_bad_arguments(bad, tmp_path):
     with pytest.raises(SystemExit):
         demo.main([bad, f"--out={tmp_path}"])
+
+
+def test_demo_pkkd_student_learns_on_the_offline_digits(tmp_path, monkeypatch):
+    """`make demo` on a fresh machine (the digits fallback), PKKD at the demo's own budget.
+
+    Before the correctness fixes the distilled student ended at chance (0.103, teacher 0.737):
+    the feature loss outweighed the CE 50-70x on the adder filters (benchmarks/
+    pkkd_loss_balance.py) and stale BN moving averages ruined inference. Now it learns; the
+    margin below is wide because one seed on 300 held-out images has a ~3-point standard error.
+    """
+    monkeypatch.setattr(demo, "_SHARED", tmp_path / "absent")
+    monkeypatch.setattr(demo, "_tfds_cifar10", lambda args: "not prepared (test)")
+    summary = demo.main(["--runs", "pkkd", f"--out={tmp_path / 'out'}"])
+    res = summary["runs"]["pkkd"]
+    assert res["steps"] == 3 * 23 and res["student"]["examples"] == 300
+    assert res["teacher"]["top1"] > 0.6
+    assert res["student"]["top1"] > 0.3, res["student"]

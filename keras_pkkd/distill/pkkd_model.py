@@ -100,6 +100,12 @@ class PKKDModel(keras.Model):
         alpha: weight of the logit KD term (1 - alpha on the student's cross-entropy).
         tau: softmax temperature of the logit KD term.
         beta: weight of the feature loss.
+            The defaults alpha = beta = 0.1 come from a measurement, not from the paper (which
+            does not give them): AdderNet's eta rescaling fixes the length of each adder layer's
+            step, so the weights only set its direction; at beta = 1 the feature loss (a sum
+            over every paired layer) has 54-70x the cross-entropy's gradient on the student's
+            adder filters and the student trained at chance in `make demo`
+            (benchmarks/pkkd_loss_balance.py, docs/pkkd.md).
         feature_layers: names of the layers to pair (each present in both models); default
             models.feature_layer_names(student) (the intermediate convolutions' outputs), or
             models.activation_layer_names(student) (the block-ending ReLUs, post-activation
@@ -111,8 +117,8 @@ class PKKDModel(keras.Model):
     """
 
     def __init__(self, student, teacher, feature_kd="kernel_conv", teacher_mode="progressive",
-                 sigma=1.0, sigma_a=None, sigma_c=None, cnn_kernel="a", alpha=0.5, tau=4.0,
-                 beta=1.0, feature_layers=None, **kwargs):
+                 sigma=1.0, sigma_a=None, sigma_c=None, cnn_kernel="a", alpha=0.1, tau=4.0,
+                 beta=0.1, feature_layers=None, **kwargs):
         super().__init__(**kwargs)
         if feature_kd not in losses.FEATURE_KD_MODES:
             raise ValueError(f"feature_kd must be one of {losses.FEATURE_KD_MODES}, "
