@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import two_cpus
 from keras_pkkd import PKKDModel, models
 from keras_pkkd.distill import kernels, losses
 
@@ -302,13 +303,6 @@ def test_training_checkpoint_resumes_exactly(tmp_path):
 
 
 MIRRORED_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
-import keras
 from keras_pkkd import PKKDModel, models
 
 def build():
@@ -337,16 +331,7 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": single,
 
 def test_mirrored_strategy_on_two_logical_cpus():
     """Metrics under MirroredStrategy equal the single-device ones; training runs there."""
-    import json
-    import os
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, root], capture_output=True,
-                          text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = two_cpus.run(MIRRORED_SCRIPT)
     assert out["replicas"] == 2
     for key, value in out["single"].items():
         np.testing.assert_allclose(out["mirrored"][key], value, rtol=1e-4, atol=1e-5, err_msg=key)

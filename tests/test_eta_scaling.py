@@ -6,9 +6,6 @@ optimizer object the user compiles with.
 """
 
 import math
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -16,11 +13,10 @@ import pytest
 import tensorflow as tf
 
 import numpy_reference as ref
+import two_cpus
 from keras_pkkd import AdderConv2D, PKKDModel, models
 from keras_pkkd.layers import eta_scaling, scale_adder_gradient, scale_adder_gradients
 from keras_pkkd.training.optim import SGD
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _layer_and_input(eta=0.2, seed=0):
@@ -145,13 +141,6 @@ def test_mixed_float16_step_equals_float32_step():
 
 
 MIRRORED_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
-import keras
 from keras_pkkd import AdderConv2D
 
 def build():
@@ -174,19 +163,13 @@ for name, strategy in (("one", tf.distribute.get_strategy()),
     w0 = model.get_layer("adder").kernel.numpy()
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
     steps[name] = (model.get_layer("adder").kernel.numpy() - w0).ravel().tolist()
-print("RESULT" + json.dumps(steps))
+print(json.dumps(steps))
 """
 
 
 def test_two_replicas_step_equals_one_device_step():
     """The all-reduced gradient is rescaled once (before the fix: each replica's, summed)."""
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, ROOT], capture_output=True,
-                          text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
-    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    import json
-    steps = {k: np.array(v) for k, v in json.loads(line[0][len("RESULT"):]).items()}
+    steps = {k: np.array(v) for k, v in two_cpus.run(MIRRORED_SCRIPT, timeout=300).items()}
     one, two = steps["one"], steps["two"]
     assert np.linalg.norm(one) == pytest.approx(0.1 * 0.2 * math.sqrt(one.size), rel=1e-4)
     assert np.linalg.norm(two) / np.linalg.norm(one) == pytest.approx(1.0, abs=0.05)

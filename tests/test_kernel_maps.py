@@ -4,15 +4,12 @@ MirroredStrategy. The "old" maps below are the previous normalization (division 
 magnitude), kept here to show what the standardization changes."""
 
 import functools
-import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
+import two_cpus
 from keras_pkkd import models
 from keras_pkkd.distill import kernels, losses
 
@@ -141,12 +138,6 @@ def test_diagnostics():
 
 
 MIRRORED_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
 from keras_pkkd.distill import kernels
 
 rng = np.random.default_rng(0)
@@ -180,12 +171,7 @@ print(json.dumps(result))
 
 
 def test_statistics_are_the_global_batchs_under_mirrored_strategy():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, root], capture_output=True,
-                          text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = two_cpus.run(MIRRORED_SCRIPT, timeout=300)
     assert out["replicas"] == 2
     mean_diff, std_diff, *map_diffs = out["max_diff"]
     assert mean_diff < 1e-3 and std_diff < 1e-3, out  # means of about 600, stds about 20
