@@ -221,9 +221,18 @@ def run(cfg, flags_text):
     else:
         _say(f"{model_dir} has finished all {cfg.epochs} epochs; evaluating only")
 
-    recalibrated = _recalibrate(cfg, source, strategy, network, teacher)
-    if recalibrated and chief:
-        state.save(cfg.epochs)  # the checkpoint holds the statistics the figures are taken with
+    done = progress.get("bn_recalibration") or {}
+    if initial_epoch >= cfg.epochs and done.get("asked") == cfg.bn_recalibration_batches:
+        # A finished run invoked again: its last checkpoint already holds these statistics.
+        recalibrated = done.get("used", 0)
+    else:
+        recalibrated = _recalibrate(cfg, source, strategy, network, teacher)
+        if recalibrated and chief:
+            state.save(cfg.epochs)  # the checkpoint holds the statistics the figures use
+        if chief:
+            progress["bn_recalibration"] = {"asked": cfg.bn_recalibration_batches,
+                                            "used": recalibrated}
+            _write_json(progress_path, progress)
     student_eval = evaluate_network(network, eval_ds)
     teacher_eval = evaluate_network(teacher, eval_ds) if teacher is not None else None
     train_seconds = previous_train + sum(getattr(timer, "times", [])) or None
