@@ -16,18 +16,6 @@ def logit_kd(teacher_logits, student_logits, tau):
     return tf.reduce_mean(tf.reduce_sum(tf.exp(t) * (t - s), axis=-1))
 
 
-def normalized_output(y, is_adder):
-    """A layer's raw output standardized per channel (kernels.standardize): z = (y - mean) / std.
-
-    The input of the "raw" and "conv" ablations: the same standardized outputs the kernel maps
-    are computed from (for an adder layer z = -d_hat, which grows with the similarity of input
-    and filter like the conv output's z = c_hat). `is_adder` is accepted for symmetry with
-    kernel_map; the standardization is the same for both kinds.
-    """
-    del is_adder
-    return kernels.standardize(y)
-
-
 def kernel_map(y, is_adder, sigma, cnn_reading):
     """Laplace map for an adder layer's output, Gaussian-alike map for a conv layer's."""
     if is_adder:

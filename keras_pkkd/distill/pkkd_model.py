@@ -292,8 +292,8 @@ class PKKDModel(keras.Model):
                 t = losses.kernel_map(t, t_adder, self.sigma_a if t_adder else self.sigma_c,
                                       self.cnn_kernel)
             else:
-                s = losses.normalized_output(s, s_adder)
-                t = losses.normalized_output(t, t_adder)
+                # The raw / conv ablations: the standardized outputs the maps start from.
+                s, t = kernels.standardize(s), kernels.standardize(t)
             if self.feature_kd in ("kernel_conv", "conv"):
                 s = self.student_heads[i](s)
                 t = self.teacher_heads[i](t)
