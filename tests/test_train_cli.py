@@ -138,12 +138,17 @@ def test_kill_and_resume_matches_an_uninterrupted_run(cifar10_files, tmp_path):
     # keeps those last-bit differences from growing chaotically (seen: up to 1.2e-3 relative).
     # A resume that lost the momentum, the step count (the schedule) or the data order
     # changes every tensor by O(1).
+    # The momentum buffers get a wider bound: they hold raw gradients (torch.optim.SGD's rule),
+    # the last step's at full weight, and a gradient amplifies those last-bit differences of
+    # the weights (seen: weights within 1e-5, buffers up to 4.6e-2 relative); Keras' buffers
+    # scaled the last gradients by the final, near-zero learning rate.
     for key in a:
         if "iterations" in key or key.startswith("epoch"):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
         else:
             diff = np.linalg.norm(a[key] - b[key]) / max(np.linalg.norm(a[key]), 1e-12)
-            assert diff < 2e-2, (key, diff)
+            bound = 0.15 if "optimizer/_variables/" in key else 2e-2
+            assert diff < bound, (key, diff)
 
 
 def _fails(argv, capsys, match, code=1):
