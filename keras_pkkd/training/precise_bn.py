@@ -6,8 +6,8 @@ weights were still moving. Adder layers make a network unusually sensitive to th
 output is a sum of k*k*C_in distances, so its mean is tens of times its spread (ResNet-20's last
 stage: mean about -700, spread about 25 in `make demo`'s runs), and a moving mean off by a tenth
 of a spread in every layer compounds through the inference-mode network. Measured on `make
-demo`'s PKKD student (digits fallback, 3 epochs): 31% top-1 with batch statistics, 9.7% with the
-moving averages, 32.7% after recomputing them (docs/pkkd.md).
+demo`'s offline data, a PKKD student with the old loss weights: 0.103 held-out top-1 with the
+moving averages, 0.200 with recomputed statistics (docs/training.md gives the command).
 
 `recalibrate_batchnorm` recomputes every BN layer's moving mean and variance as the equal-weight
 average of its batch statistics over a number of training batches, with the final weights, in
