@@ -102,3 +102,23 @@ def test_sgd_config_round_trip_and_errors():
         SGD(0.1, l2=-1)
     with pytest.raises(ValueError, match="coupled"):
         SGD(0.1, weight_decay=1e-4)
+
+
+def test_a_saved_model_compiled_with_the_recipe_optimizer_loads_after_import_keras_pkkd(
+        tmp_path):
+    """A CLI run's model.keras carries SGD / WarmupCosine in its compile config; loading it in
+    a fresh process that imports only keras_pkkd must work (it failed before)."""
+    import subprocess
+    import sys
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(optimizer=make_optimizer(0.1, 10, weight_decay=1e-4), loss="mse")
+    model.save(tmp_path / "m.keras")
+    script = ("import sys, keras, keras_pkkd\n"
+              "m = keras.models.load_model(sys.argv[1])\n"
+              "print(type(m.optimizer).__name__, m.optimizer.l2)\n")
+    root = __file__.rsplit("/tests/", 1)[0]
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.keras")],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "SGD 0.0001"
