@@ -176,3 +176,28 @@ def test_statistics_are_the_global_batchs_under_mirrored_strategy():
     mean_diff, std_diff, *map_diffs = out["max_diff"]
     assert mean_diff < 1e-3 and std_diff < 1e-3, out  # means of about 600, stds about 20
     assert max(map_diffs) < 1e-4, out
+
+
+@pytest.mark.parametrize("mode", ["laplace", "gaussian_a", "standardize"])
+def test_feature_gradient_does_not_shift_or_scale_a_channel(mode):
+    """The loss's gradient on the raw output has zero per-channel mean and is orthogonal to the
+    centred output in every channel: z (so every map) is blind to a channel's shift and scale,
+    and the gradient must not ask for one. With stop-gradient statistics it did (the students'
+    BN moving averages then lagged their drifting means: docs/pkkd.md)."""
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    y = tf.constant((-580.0 + 20.0 * rng.normal(size=(4, 5, 5, 3))).astype(np.float32))
+    target = tf.constant(rng.uniform(size=(4, 5, 5, 3)).astype(np.float32))
+    fn = {"laplace": lambda t: kernels.laplace_map(t, 1.0),
+          "gaussian_a": lambda t: kernels.gaussian_map(t, 1.0, "a"),
+          "standardize": kernels.standardize}[mode]
+    with tf.GradientTape() as tape:
+        tape.watch(y)
+        loss = tf.reduce_mean(tf.square(fn(y) - target))
+    g = tape.gradient(loss, y).numpy().reshape(-1, 3).astype(np.float64)
+    yc = y.numpy().reshape(-1, 3).astype(np.float64)
+    yc -= yc.mean(axis=0)
+    scale = np.abs(g).sum(axis=0)
+    assert (np.abs(g.sum(axis=0)) < 1e-4 * scale).all(), g.sum(axis=0) / scale
+    cos = np.abs((g * yc).sum(axis=0)) / (np.linalg.norm(g, axis=0) * np.linalg.norm(yc, axis=0))
+    assert (cos < 1e-3).all(), cos

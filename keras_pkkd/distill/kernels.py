@@ -9,7 +9,8 @@ per paired layer, so that sigma is measured in units of each channel's spread:
 
 1. Standardization, per channel over the batch and the positions (the global batch under
    tf.distribute: the replicas' sums are all-reduced, so every replica uses the statistics a
-   single device would), the statistics treated as constants (tf.stop_gradient):
+   single device would), the statistics differentiable, as in batch normalization's training
+   mode (see "Gradient" below):
      z = (Y - mean(Y)) / std(Y)            std = sqrt(mean((Y - mean)^2) + 1e-12)
      ANN:  d_hat = -z_a   the standardized L1 distance (d = -Y_a = ||x - f||_1)
      CNN:  c_hat = +z_c   the standardized cross-correlation x . f
@@ -26,6 +27,19 @@ per paired layer, so that sigma is measured in units of each channel's spread:
    overflows, and h equals exp(a) up to one positive factor per channel, which the 1x1 head
    that follows (linear, with bias) can absorb; so h is exactly the kernel map, not an
    approximation of it.
+
+Gradient. The gradient flows through the mean and the std, as through batch normalization in
+training mode, so the gradient a feature loss sends into Y has no per-channel mean (and no
+component along the centred Y) in every channel: z cannot change by shifting or scaling Y, and
+the student is not pushed to. With the statistics behind tf.stop_gradient (this module until
+2026-12-03) the gradient treated a uniform shift of a channel as a change of z: the student's
+adder filters then spent their eta-fixed steps drifting each channel's mean, which the BN after
+them cancels in training but its moving averages cannot follow. Measured on `make demo`'s
+offline data (docs/pkkd.md): the student's final held-out top-1 with the moving averages 0.10
+with stop-gradient statistics, 0.32 with differentiable ones; its last-stage BN moving means
+were off by up to 16 standard deviations, now at most 0.5, as a vanilla ANN's. The max of the
+stabilization below stays without gradient: exp(a - max) only rescales each channel, and the
+standardization's gradient already removes what a rescaling of z could ask of Y.
 
 Saturation. A narrow kernel maps most entries to values far below the channel's largest one:
 `saturated_fraction(h)` is the fraction of entries that are exactly 0 or below 1e-6 of their
@@ -97,19 +111,19 @@ def _channel_sum_and_count(t):
 def channel_moments(y):
     """Per-channel mean and standard deviation of y over the (global) batch and positions.
 
-    Both without gradient; std = sqrt(variance + 1e-12). Under tf.distribute the replicas'
+    Both differentiable (see the module docstring); std = sqrt(variance + 1e-12). Under tf.distribute the replicas'
     sums are all-reduced (two passes: the mean, then the squared deviations from it).
     """
     y = tf.cast(y, tf.float32)
     total, count = _channel_sum_and_count(y)
-    mean = tf.stop_gradient(total / count)
+    mean = total / count
     sq, count = _channel_sum_and_count(tf.square(y - mean))
-    std = tf.stop_gradient(tf.sqrt(sq / count + _EPS))
+    std = tf.sqrt(sq / count + _EPS)
     return mean, std
 
 
 def standardize(y):
-    """z = (y - mean) / std per channel (statistics of the global batch, without gradient)."""
+    """z = (y - mean) / std per channel (statistics of the global batch, differentiable)."""
     y = tf.cast(y, tf.float32)
     mean, std = channel_moments(y)
     return (y - mean) / std
