@@ -85,6 +85,8 @@ def cpu_sources():
     files = ["adder_core.cc", "adder_core_scalar.cc", "adder_conv2d_op.cc"]
     if IS_X86:
         files += ["adder_core_avx2.cc", "adder_core_avx512.cc"]
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        files += ["adder_core_neon.cc"]  # NEON is baseline there: no extra -m flags
     return [os.path.join(KERNELS, f) for f in files] + [os.path.join(OPS, "adder_conv2d_ops.cc")]
 
 

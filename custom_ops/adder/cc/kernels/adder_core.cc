@@ -17,15 +17,24 @@ void ForwardAvx2(const AdderGeometry&, const float*, const float*, float*, const
 void BackpropInputAvx2(const AdderGeometry&, const float*, const float*, const float*, float*,
                        const ParallelFor&);
 #endif
+#if defined(__aarch64__)
+void ForwardNeon(const AdderGeometry&, const float*, const float*, float*, const ParallelFor&);
+void BackpropInputNeon(const AdderGeometry&, const float*, const float*, const float*, float*,
+                       const ParallelFor&);
+#endif
 
 namespace {
 
-enum class Isa { kScalar, kAvx2, kAvx512 };
+enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
 
 // KERAS_PKKD_ISA=avx2|scalar caps the choice (to test and benchmark the other paths on one
-// machine); it can never select an ISA the CPU lacks.
+// machine); it can never select an ISA the CPU lacks. NEON (Advanced SIMD) is part of the
+// aarch64 baseline: no detection, only KERAS_PKKD_ISA=scalar turns it off.
 Isa DetectIsa() {
   Isa best = Isa::kScalar;
+#if defined(__aarch64__)
+  best = Isa::kNeon;
+#endif
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::kAvx2;
@@ -80,6 +89,9 @@ void AdderForward(const AdderGeometry& g, const float* x, const float* w, float*
     case Isa::kAvx512: return ForwardAvx512(g, x, w, y, pf);
     case Isa::kAvx2: return ForwardAvx2(g, x, w, y, pf);
 #endif
+#if defined(__aarch64__)
+    case Isa::kNeon: return ForwardNeon(g, x, w, y, pf);
+#endif
     default: return ForwardScalar(g, x, w, y, pf);
   }
 }
@@ -91,6 +103,9 @@ void AdderBackpropInput(const AdderGeometry& g, const float* x, const float* w,
     case Isa::kAvx512: return BackpropInputAvx512(g, x, w, dy, dx, pf);
     case Isa::kAvx2: return BackpropInputAvx2(g, x, w, dy, dx, pf);
 #endif
+#if defined(__aarch64__)
+    case Isa::kNeon: return BackpropInputNeon(g, x, w, dy, dx, pf);
+#endif
     default: return BackpropInputScalar(g, x, w, dy, dx, pf);
   }
 }
@@ -99,6 +114,7 @@ const char* AdderIsaName() {
   switch (CurrentIsa()) {
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
+    case Isa::kNeon: return "neon";
     default: return "scalar";
   }
 }

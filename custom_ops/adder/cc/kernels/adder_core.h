@@ -2,8 +2,8 @@
 //
 // No TensorFlow headers: the TF op and the TFLite kernel share this code. Work is split by the
 // caller's ParallelFor (TF's intra-op pool in the TF op, a plain loop elsewhere). The x86-64
-// build carries an AVX-512 and an AVX2 version, picked at run time; other CPUs get a portable
-// scalar version.
+// build carries an AVX-512 and an AVX2 version, picked at run time; the aarch64 build a NEON
+// version; other CPUs get a portable scalar version.
 #ifndef KERAS_PKKD_CUSTOM_OPS_ADDER_CORE_H_
 #define KERAS_PKKD_CUSTOM_OPS_ADDER_CORE_H_
 
@@ -45,7 +45,7 @@ void AdderForward(const AdderGeometry& g, const float* x, const float* w, float*
 void AdderBackpropInput(const AdderGeometry& g, const float* x, const float* w,
                         const float* dy, float* dx, const ParallelFor& parallel_for);
 
-// "avx512", "avx2" or "scalar": the version the two functions above run on this CPU.
+// "avx512", "avx2", "neon" or "scalar": the version the two functions above run on this CPU.
 const char* AdderIsaName();
 
 }  // namespace pkkd
