@@ -6,7 +6,7 @@ LIB := keras_pkkd/ops/_adder_ops.so
 STAMP := $(VENV)/.requirements-installed
 CORE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard custom_ops/adder/cc/ops/*) custom_ops/build.py
 
-.PHONY: venv build test demo bench bench-loop clean
+.PHONY: venv build test demo bench bench-loop clean results
 
 venv: $(STAMP) $(LIB)
 
@@ -28,6 +28,11 @@ test: venv
 
 demo: venv
 	$(PY) -m keras_pkkd.demo
+
+# Issue #12's evidence runs (experiments/plan.py; hours on a CPU, resumable: rerun to continue),
+# then docs/results.md from the finished ones. The report is written even when a run crashed.
+results: venv
+	$(PY) -m experiments.run; status=$$?; $(PY) -m experiments.report && exit $$status
 
 bench: venv
 	$(PY) benchmarks/bench_adder_op.py

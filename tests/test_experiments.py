@@ -1,0 +1,329 @@
+"""experiments/ (issue #12's evidence runs): the plan, the driver's skip / copy / crash /
+dependency logic on a fake trainer in a temporary root, --dry_run, the report's statistics and
+pending list on fake results, and one tiny real run through the driver."""
+
+import json
+import os
+import pathlib
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments import plan
+from experiments import run as driver_mod
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+def test_plan_is_well_formed():
+    names = [r.name for r in plan.PLAN]
+    assert len(names) == len(set(names))
+    position = {n: i for i, n in enumerate(names)}
+    for r in plan.PLAN:
+        assert r.recipe_path.is_file(), r.recipe
+        assert r.paper_top1() is not None or r.group == "cnn_kernel", r.recipe
+        for dep in r.depends_on:
+            assert position[dep] < position[r.name], (dep, r.name)
+        assert r.epochs == (plan.MAIN_EPOCHS if r.group == "main" else plan.SMALL_EPOCHS)
+    main = [r for r in plan.PLAN if r.group == "main"]
+    assert {(r.label["method"], r.seed) for r in main} == \
+        {(m, s) for m in plan.MAIN_METHODS for s in plan.MAIN_SEEDS}
+    assert names[:5] == [f"main_{m}_e15_s0" for m in ("pkkd", "ann", "cnn", "mmd", "bnn")]
+    assert names[5:9] == ["main_ann_e15_s1", "main_pkkd_e15_s1", "main_ann_e15_s2",
+                          "main_pkkd_e15_s2"]
+    fixed = [r for r in plan.PLAN if r.label.get("teacher") == "fixed"]
+    assert len(fixed) == 4 and all(r.depends_on == (plan.TEACHER_RUN,) for r in fixed)
+    # Every cell of the small-budget tables is a run or an alias of one.
+    for alias, (target, _) in plan.ALIASES.items():
+        assert alias not in plan.BY_NAME and target in plan.BY_NAME
+    assert plan.paper_top1(plan.RECIPES_DIR / "resnet20_cifar10_ann.flags") == 92.02
+
+
+def test_plan_commands_parse_and_aliases_are_the_same_configuration(tmp_path):
+    """Every planned command is a valid CLI invocation (recipe overrides applied), and the
+    runs shared by several table cells resolve to the same flags but for --model_dir."""
+    from keras_pkkd import train
+    from keras_pkkd.flags import student_feature_kd
+
+    def resolved(cfg):  # feature_kd=default means the method's own (pkkd: kernel_conv)
+        return dict(vars(cfg), model_dir=None, feature_kd=student_feature_kd(cfg))
+
+    d = driver_mod.Driver(plan.PLAN, runs_root=tmp_path / "runs", evidence_root=tmp_path / "ev")
+    cfgs = {}
+    for r in plan.PLAN:
+        cfg, _ = train.parse(d.argv(r)[3:])
+        assert cfg.epochs == r.epochs and cfg.seed == r.seed
+        assert cfg.model_dir == str(tmp_path / "runs" / r.name)
+        assert cfg.model == "resnet20" and cfg.dataset == "cifar10"
+        assert cfg.train_data == str(d.train_data) and os.path.isabs(cfg.train_data)
+        if r.label.get("teacher") == "fixed":
+            assert cfg.teacher == "fixed"
+            assert cfg.teacher_model == str(tmp_path / "runs" / plan.TEACHER_RUN)
+        cfgs[r.name] = resolved(cfg)
+    shared = cfgs[plan.SHARED_DEFAULT_RUN]
+    alias_argv = {
+        "ablation": ["--flagfile=ablation_kernel_conv_progressive.flags"],
+        "cnn_kernel": ["--flagfile=resnet20_cifar10_pkkd.flags", "--cnn_kernel=a"],
+    }
+    for extra in alias_argv.values():
+        argv = d.argv(plan.BY_NAME[plan.SHARED_DEFAULT_RUN])[3:]
+        argv = extra + [a for a in argv if not a.startswith("--flagfile=")]
+        cfg, _ = train.parse(argv)
+        assert resolved(cfg) == shared
+
+
+# --- the driver on a fake trainer ------------------------------------------------------------
+
+FAKE_TRAINER = r'''#!/usr/bin/env python3
+"""Stands in for `python -m keras_pkkd.train`: records its argv and environment, writes the
+files of a finished run into --model_dir (or exits 3 when the model_dir name contains 'crash')."""
+import json, os, pathlib, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[3:] if a.startswith("--") and "=" in a)
+d = pathlib.Path(args["model_dir"])
+d.mkdir(parents=True, exist_ok=True)
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}) + "\n")
+if "crash" in os.environ.get("FAKE_CRASH", "") and d.name in os.environ["FAKE_CRASH"]:
+    print("Traceback: boom"); sys.exit(3)
+(d / "checkpoints").mkdir(exist_ok=True)
+(d / "checkpoints" / "ckpt-1.index").write_text("x")
+(d / "model.keras").write_text("weights")
+(d / "flags.txt").write_text("--seed=" + args["seed"] + "\n")
+(d / "log.csv").write_text("epoch,accuracy,val_accuracy\n0,0.3,0.25\n1,0.5,0.45\n")
+(d / "progress.json").write_text(json.dumps({"finished_epochs": int(args["epochs"])}))
+(d / "curves.png").write_bytes(b"\x89PNG fake")
+(d / "results.json").write_text(json.dumps({"student": {"top1": 0.5, "examples": 10000},
+    "epochs": int(args["epochs"]), "train_images_per_s": 100.0}))
+print("trained")
+'''
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    script = tmp_path / "fake_python"
+    script.write_text(FAKE_TRAINER)
+    script.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    monkeypatch.setenv("FAKE_CRASH", "")
+
+    def driver(runs, **kw):
+        return driver_mod.Driver(runs, runs_root=tmp_path / "runs",
+                                 evidence_root=tmp_path / "evidence", python=str(script),
+                                 all_runs=plan.PLAN, **kw)
+
+    def read_calls():
+        if not calls.exists():
+            return []
+        return [json.loads(line) for line in calls.read_text().splitlines()]
+
+    return driver, read_calls, tmp_path
+
+
+def test_driver_trains_copies_small_results_and_skips_done_runs(fake, capsys):
+    driver, calls, tmp = fake
+    runs = [plan.BY_NAME["main_cnn_e15_s0"], plan.BY_NAME["main_ann_e15_s1"]]
+    out = driver(runs, threads=2).execute()
+    assert out == {"done": [r.name for r in runs], "skipped": [], "crashed": [], "blocked": []}
+    assert [c["threads"] for c in calls()] == ["2", "2"]
+    assert "--epochs=15" in calls()[1]["argv"] and "--seed=1" in calls()[1]["argv"]
+    ev = tmp / "evidence" / "main_cnn_e15_s0"
+    assert sorted(p.name for p in ev.iterdir()) == sorted(
+        ["results.json", "log.csv", "flags.txt", "progress.json", "curves.png", "command.txt",
+         "machine.json"])
+    command = (ev / "command.txt").read_text().splitlines()[-1]
+    assert command.startswith("python -m keras_pkkd.train --flagfile=resnet20_cifar10_cnn.flags")
+    assert "--train_data=../shared/data/cifar10/train_20k.npz" in command
+    assert "--model_dir=runs/evidence/main_cnn_e15_s0" in command
+    machine = json.loads((ev / "machine.json").read_text())
+    assert machine["exit_code"] == 0 and machine["threads"] == 2 and machine["cpu"]["label"]
+    assert (tmp / "runs" / "main_cnn_e15_s0" / "driver.log").read_text().count("trained") == 1
+    text = capsys.readouterr().out
+    assert "[1/2] main_cnn_e15_s0: training" in text and "[2/2] main_ann_e15_s1: finished" in text
+
+    # Again: both have evidence, nothing is trained.
+    out = driver(runs).execute()
+    assert out["skipped"] == [r.name for r in runs] and len(calls()) == 2
+    # A run finished in runs/ whose evidence was lost is copied again without training.
+    (tmp / "evidence" / "main_ann_e15_s1" / "results.json").unlink()
+    out = driver(runs).execute()
+    assert out["done"] == ["main_ann_e15_s1"] and len(calls()) == 2
+    assert (tmp / "evidence" / "main_ann_e15_s1" / "results.json").exists()
+
+
+def test_driver_reports_a_crash_and_goes_on(fake, monkeypatch, capsys):
+    driver, calls, tmp = fake
+    monkeypatch.setenv("FAKE_CRASH", "crash main_pkkd_e15_s0")
+    runs = [plan.BY_NAME["main_pkkd_e15_s0"], plan.BY_NAME["main_ann_e15_s0"]]
+    out = driver(runs).execute()
+    assert out["crashed"] == ["main_pkkd_e15_s0"] and out["done"] == ["main_ann_e15_s0"]
+    assert not (tmp / "evidence" / "main_pkkd_e15_s0").exists()
+    text = capsys.readouterr().out
+    assert "main_pkkd_e15_s0: CRASHED (exit code 3)" in text and "Traceback: boom" in text
+
+
+def test_driver_postpones_a_run_until_its_dependency_finishes(fake, capsys):
+    driver, calls, tmp = fake
+    fixed = plan.BY_NAME["ablation_raw_fixed_e5_s0"]
+    teacher = plan.BY_NAME[plan.TEACHER_RUN]
+    # The dependency left out by --only: blocked, said so, nothing trained.
+    out = driver([fixed]).execute()
+    assert out["blocked"] == [fixed.name] and calls() == []
+    text = capsys.readouterr().out
+    assert "postponed: dependency main_cnn_e15_s0 has not finished" in text
+    assert "BLOCKED" in text
+    # Listed after its dependent: postponed, then trained once the teacher is done.
+    out = driver([fixed, teacher]).execute()
+    assert out["done"] == [teacher.name, fixed.name] and out["blocked"] == []
+    argv = calls()[-1]["argv"]
+    assert f"--teacher_model={tmp / 'runs' / plan.TEACHER_RUN}" in argv
+    # Evidence of the teacher without its trained network (another machine): blocked, with
+    # the command that retrains it.
+    import shutil
+    shutil.rmtree(tmp / "runs" / plan.TEACHER_RUN)
+    shutil.rmtree(tmp / "evidence" / fixed.name)
+    shutil.rmtree(tmp / "runs" / fixed.name)
+    out = driver([teacher, fixed]).execute()
+    assert out["blocked"] == [fixed.name]
+    assert "--only='^main_cnn_e15_s0$' --force" in capsys.readouterr().out
+
+
+def test_dry_run_prints_the_commands_and_list_shows_states(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    args = [sys.executable, "-m", "experiments.run", f"--runs_root={tmp_path / 'runs'}",
+            f"--evidence_root={tmp_path / 'ev'}", "--threads=2"]
+    out = subprocess.run(args + ["--dry_run", "--only=^main_pkkd|raw_fixed"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert len(lines) == 4
+    first = shlex.split(lines[0])
+    assert first[1:4] == ["-m", "keras_pkkd.train", "--flagfile=resnet20_cifar10_pkkd.flags"]
+    assert "--epochs=15" in first and "--seed=0" in first
+    assert f"--model_dir={tmp_path / 'runs' / 'main_pkkd_e15_s0'}" in first
+    assert "TF_NUM_INTRAOP_THREADS=2" in out.stdout
+    assert lines[-1].endswith("# after main_cnn_e15_s0")
+    assert not (tmp_path / "runs").exists()
+    out = subprocess.run(args + ["--list"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == len(plan.PLAN)
+    assert "pending" in out.stdout
+    bad = subprocess.run(args + ["--only=nothing_matches"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "matches no planned run" in bad.stderr
+
+
+def test_driver_refuses_to_start_without_the_data(tmp_path):
+    d = driver_mod.Driver(plan.PLAN[:1], runs_root=tmp_path / "runs",
+                          evidence_root=tmp_path / "ev", train_data=str(tmp_path / "no.npz"))
+    with pytest.raises(SystemExit, match="real CIFAR-10 files are missing"):
+        d.check_data()
+
+
+def test_thread_env():
+    env = driver_mod.thread_env(3, {})
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "3"
+    assert "TF_NUM_INTRAOP_THREADS" not in driver_mod.thread_env(None, {})
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def _fake_evidence(root, name, top1, epochs=15, teacher=None, curve=(0.2, 0.4)):
+    d = root / name
+    d.mkdir(parents=True)
+    results = {"student": {"top1": top1, "top5": 0.9, "examples": 10000}, "epochs": epochs,
+               "train_images_per_s": 100.0, "wall_time_s": 600.0,
+               "teacher": {"top1": teacher} if teacher is not None else None}
+    (d / "results.json").write_text(json.dumps(results))
+    (d / "log.csv").write_text("epoch,accuracy,val_accuracy\n" + "".join(
+        f"{i},{v},{v}\n" for i, v in enumerate(curve)))
+    (d / "machine.json").write_text(json.dumps(
+        {"cpu": {"label": "AMD EPYC (Zen 4; family 25, model 17), 2 CPUs"}, "threads": 2,
+         "finished": "2026-12-03T12:00:00"}))
+    (d / "command.txt").write_text("# x\npython -m keras_pkkd.train --seed=0\n")
+
+
+def test_report_statistics_and_pending_runs(tmp_path):
+    from experiments import report
+    ev = tmp_path / "evidence"
+    pkkd = [0.61, 0.65, 0.66]
+    ann = [0.60, 0.62]
+    for seed, v in enumerate(pkkd):
+        _fake_evidence(ev, f"main_pkkd_e15_s{seed}", v, teacher=0.7)
+    for seed, v in enumerate(ann):
+        _fake_evidence(ev, f"main_ann_e15_s{seed}", v)
+    _fake_evidence(ev, "sigma_10_e5_s0", 0.5, epochs=5, curve=(0.1, 0.2, 0.3, 0.4, 0.5))
+    _fake_evidence(ev, "not_in_the_plan", 0.99)
+    evidence = report.load_evidence(ev)
+    assert set(evidence) == {"main_pkkd_e15_s0", "main_pkkd_e15_s1", "main_pkkd_e15_s2",
+                             "main_ann_e15_s0", "main_ann_e15_s1", "sigma_10_e5_s0",
+                             "not_in_the_plan"}
+
+    mean, std, n = report.mean_std([100 * v for v in pkkd])
+    assert n == 3 and mean == pytest.approx(64.0)
+    assert std == pytest.approx(statistics.stdev([61.0, 65.0, 66.0]))  # sample std, n - 1
+    c = report.compare([100 * v for v in ann], [100 * v for v in pkkd])
+    se = ((statistics.stdev([60.0, 62.0]) ** 2 / 2) + (std ** 2 / 3)) ** 0.5
+    assert c["diff"] == pytest.approx(3.0) and c["se"] == pytest.approx(se)
+    assert c["t"] == pytest.approx(3.0 / se) and 0 < c["p"] < 1
+
+    output, figure = tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures" / "c.png"
+    report.write_document(output, report.render(evidence, figure, "figures/c.png",
+                                                cpu_now="test CPU"))
+    text = output.read_text()
+    assert f"| PKKD ANN | 92.96 | 64.00 ± {std:.2f} | 3 / 3 |" in text
+    ann_std = statistics.stdev([60.0, 62.0])
+    assert f"| vanilla ANN | 92.02 | 61.00 ± {ann_std:.2f} | 2 / 3 |" in text
+    assert "| CNN | 92.93 | pending | 0 / 3 |" in text
+    assert "s0: 61.00, s1: 65.00, s2: 66.00" in text and "70.00 ± 0.00" in text  # teacher
+    assert "| +3.00 |" in text
+    # The shared run fills its three cells; the others say pending.
+    assert "| 10 | 50.00 | 92.96 |" in text and "| 0.1 | pending | 92.49 |" in text
+    assert "50.00 (92.96) (run `sigma_10_e5_s0`)" in text and "| a | 50.00 |" in text
+    assert "| b | pending |" in text
+    assert "6 of 28 finished" in text and "not_in_the_plan" not in text
+    pending = [line for line in text.splitlines() if line.startswith("Pending: `")][0]
+    assert "`main_cnn_e15_s0`" in pending and "`main_pkkd_e15_s0`" not in pending
+    assert "AMD EPYC (Zen 4; family 25, model 17), 2 CPUs" in text
+    assert "--only='^main_'" in text and "--epochs=15 --seed=<seed>" in text
+    assert figure.exists() and "![held-out top-1 per epoch](figures/c.png)" in text
+
+    # Regenerating keeps what was written by hand outside the markers.
+    output.write_text(output.read_text().replace("## Conclusions", "## Conclusions\n\nBY HAND"))
+    report.write_document(output, report.render({}, None, None, cpu_now="test CPU"))
+    text = output.read_text()
+    assert "BY HAND" in text and "0 of 28 finished" in text and text.count(report.BEGIN) == 1
+
+
+# --- one real tiny run through the driver ------------------------------------------------------
+
+def test_tiny_real_run_through_the_driver(cifar10_files, tmp_path):
+    """main_cnn_e15_s0 cut to 1 epoch of 256 images (--extra_flag) into a temporary root: the
+    real CLI trains, the driver copies its small results and nothing else. About 19 s of CPU
+    (TensorFlow's import, one ResNet-20 build, 4 steps): ~20 s on the idle 2-core machine,
+    longer while other work shares it."""
+    args = [sys.executable, "-m", "experiments.run", "--only=^main_cnn_e15_s0$",
+            f"--runs_root={tmp_path / 'runs'}", f"--evidence_root={tmp_path / 'ev'}",
+            "--threads=2", "--extra_flag=--epochs=1", "--extra_flag=--train_examples=256",
+            "--extra_flag=--eval_examples=256", "--extra_flag=--batch_size=64",
+            "--extra_flag=--bn_recalibration_batches=2", "--extra_flag=--validate_every=0"]
+    started = time.time()
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    ev = tmp_path / "ev" / "main_cnn_e15_s0"
+    results = json.loads((ev / "results.json").read_text())
+    assert results["epochs"] == 1 and results["student"]["examples"] == 256
+    assert results["steps"] == 4
+    assert {p.name for p in ev.iterdir()} >= {"results.json", "log.csv", "flags.txt",
+                                              "progress.json", "command.txt", "machine.json"}
+    assert not list(ev.glob("*.keras")) and not (ev / "checkpoints").exists()
+    assert (tmp_path / "runs" / "main_cnn_e15_s0" / "model.keras").exists()
+    assert "1 finished" in out.stdout
+    print(f"tiny driver run: {time.time() - started:.1f} s")
