@@ -114,7 +114,9 @@ const char* AdderIsaName() {
   switch (CurrentIsa()) {
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
+#if defined(__aarch64__)
     case Isa::kNeon: return "neon";
+#endif
     default: return "scalar";
   }
 }
