@@ -5,10 +5,13 @@ PY := $(VENV)/bin/python
 LIB := keras_pkkd/ops/_adder_ops.so
 STAMP := $(VENV)/.requirements-installed
 CORE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard custom_ops/adder/cc/ops/*) custom_ops/build.py
+# The TFLite kernel (external delegate) for exported models: no TensorFlow inside.
+DELEGATE := keras_pkkd/export/_adder_delegate.so
+DELEGATE_SOURCES := $(wildcard custom_ops/adder/cc/kernels/*) $(wildcard export/tflite/*) export/build.py
 
 .PHONY: venv build test demo bench bench-loop clean results
 
-venv: $(STAMP) $(LIB)
+venv: $(STAMP) $(LIB) $(DELEGATE)
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +23,12 @@ $(STAMP): requirements.txt
 $(LIB): $(STAMP) $(CORE_SOURCES)
 	$(PY) custom_ops/build.py
 
+$(DELEGATE): $(STAMP) $(DELEGATE_SOURCES)
+	$(PY) export/build.py
+
 build: $(STAMP)
 	$(PY) custom_ops/build.py
+	$(PY) export/build.py
 
 test: venv
 	$(PY) -m pytest tests -q
@@ -45,4 +52,4 @@ bench-loop:
 	build/bench_inner_loop
 
 clean:
-	rm -rf build $(LIB) keras_pkkd/ops/_adder_ops.json
+	rm -rf build $(LIB) keras_pkkd/ops/_adder_ops.json $(DELEGATE)

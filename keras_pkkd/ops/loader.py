@@ -26,6 +26,7 @@ _DEFAULT_PATH = os.path.join(os.path.dirname(__file__), LIBRARY_NAME)
 
 _lock = threading.Lock()
 _state = {"loaded": False, "module": None, "reason": None, "warned": False}
+_local = threading.local()  # per-thread override: pure_tf_path()
 
 
 class CompiledOpUnavailableError(RuntimeError):
@@ -38,6 +39,22 @@ def _mode():
         raise ValueError(
             f'KERAS_PKKD_OPS must be "auto", "python" or "compiled", got {mode!r}')
     return mode
+
+
+class pure_tf_path:
+    """Context manager: `adder_conv2d` calls traced inside it use the pure-TF path.
+
+    For graphs that must contain builtin TF ops only (the TFLite export with custom_op=False).
+    It affects tracing in the current thread, not graphs traced before or elsewhere.
+    """
+
+    def __enter__(self):
+        _local.depth = getattr(_local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _local.depth -= 1
+        return False
 
 
 def library_path():
@@ -74,7 +91,7 @@ def compiled_module():
         CompiledOpUnavailableError: under KERAS_PKKD_OPS=compiled if the library is unusable.
     """
     mode = _mode()
-    if mode == "python":
+    if mode == "python" or getattr(_local, "depth", 0) > 0:
         return None
     with _lock:
         if not _state["loaded"]:

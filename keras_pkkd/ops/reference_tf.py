@@ -54,7 +54,7 @@ def forward(x, w, strides, padding, dilations):
     x_pad = tf.pad(x, [[0, 0], list(pads_h), list(pads_w), [0, 0]])
     y = None
     for i, j, _, _, patch in _taps(x_pad, k_h, k_w, out_h, out_w, strides, dilations):
-        term = tf.reduce_sum(tf.abs(patch[..., :, None] - w[i, j]), axis=-2)
+        term = tf.reduce_sum(tf.abs(tf.expand_dims(patch, -1) - w[i, j]), axis=-2)
         y = term if y is None else y + term
     return tf.cast(-y, out_dtype)
 

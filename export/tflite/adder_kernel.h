@@ -1,0 +1,56 @@
+// The TFLite kernel of the custom op AdderConv2D (float32), over the shared compute core
+// (custom_ops/adder/cc/kernels/adder_core.h).
+//
+// Node contract (what keras_pkkd.export writes):
+//   inputs:  0 x  float32 [N, H, W, C]            (NHWC)
+//            1 w  float32 [k_h, k_w, C, C_out]    (HWIO, as the Keras layer's kernel)
+//   outputs: 0 y  float32 [N, H_out, W_out, C_out]
+//   y[n,p,q,t] = -sum_{i,j,c} |x_pad[n, p*s_h + i*d_h, q*s_w + j*d_w, c] - w[i,j,c,t]|
+//   options: the flexbuffer map of adder_options.h.
+//
+// The steps mirror a TFLite kernel's: AdderInit parses the options once; AdderPrepare checks
+// types, ranks, shapes and sizes against the options and resizes the output; AdderEval runs
+// the core. Every problem is reported through context->ReportError and a kTfLiteError
+// status. Used by the external delegate (adder_delegate.cc, Python and Android) and by the
+// plain registration Register_ADDER_CONV2D (register_adder.cc, custom TFLite builds).
+#ifndef KERAS_PKKD_EXPORT_TFLITE_ADDER_KERNEL_H_
+#define KERAS_PKKD_EXPORT_TFLITE_ADDER_KERNEL_H_
+
+#include <cstddef>
+#include <string>
+
+#include "adder_core.h"
+#include "adder_options.h"
+#include "tflite_abi.h"
+
+namespace pkkd {
+
+class ThreadPool;
+
+// The custom op's name in the model's operator codes.
+constexpr char kAdderCustomName[] = "AdderConv2D";
+
+struct AdderNode {
+  AdderOptions options;
+  std::string init_error;  // non-empty: the options could not be parsed
+  AdderGeometry geometry;  // set by AdderPrepare
+  int input = -1, filter = -1, output = -1;  // tensor indices, set by AdderPrepare
+};
+
+// Parses the options; never fails (an unusable buffer is remembered in init_error and reported
+// by AdderPrepare, where the context can say which node it is).
+AdderNode* AdderInit(const void* buffer, size_t length);
+void AdderFree(AdderNode* node);
+
+// `inputs` / `outputs`: the node's tensor indices.
+TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteIntArray* inputs,
+                          const TfLiteIntArray* outputs);
+// Requires a successful AdderPrepare with the same tensors. `x_data` / `y_data`, when not
+// null, replace the tensors' own buffers (the delegate keeps tensors internal to a partition
+// in its own memory: the runtime allocates none for them).
+TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool* pool,
+                       const float* x_data = nullptr, float* y_data = nullptr);
+
+}  // namespace pkkd
+
+#endif  // KERAS_PKKD_EXPORT_TFLITE_ADDER_KERNEL_H_

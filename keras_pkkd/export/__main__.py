@@ -1,0 +1,144 @@
+"""Export an adder network to TFLite, or run a .tflite on images.
+
+    python -m keras_pkkd.export --model_dir=runs/resnet20_cifar10_pkkd --output=ann.tflite
+    python -m keras_pkkd.export --model=ann.keras --output=ann_builtin.tflite --no_custom_op
+    python -m keras_pkkd.export --run=ann.tflite --dataset=cifar10 \\
+        --eval_data=../shared/data/cifar10/test_10k.npz --num_threads=2
+
+Export prints the op list, the number of AdderConv2D custom nodes and the file size. --run
+evaluates the .tflite with LiteRT and this library's AdderConv2D kernel (top-1 / top-5, images
+per second); --compare=MODEL.keras also runs the Keras network on the same images and reports
+the largest logit difference and the top-1 agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m keras_pkkd.export",
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    src = p.add_argument_group("export")
+    src.add_argument("--model_dir", help="a training run's model_dir (exports its model.keras)")
+    src.add_argument("--model", help="a .keras file to export")
+    src.add_argument("--output", help="the .tflite to write")
+    src.add_argument("--no_custom_op", action="store_true",
+                     help="builtin ops only (the pure-TF L1 path): larger and slower, but runs "
+                          "in any TFLite runtime")
+    run = p.add_argument_group("run")
+    run.add_argument("--run", metavar="TFLITE", help="evaluate this .tflite on images")
+    run.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012"],
+                     help="names the classes and normalization of the images")
+    run.add_argument("--eval_data", help="local .npz file or image folder")
+    run.add_argument("--data_dir", help="tensorflow-datasets data_dir")
+    run.add_argument("--eval_examples", type=int, help="only the first N images")
+    run.add_argument("--num_threads", type=int, default=None, help="interpreter threads")
+    run.add_argument("--batch_size", type=int, default=1, help="images per invoke")
+    run.add_argument("--no_download", action="store_true", help="never download a dataset")
+    run.add_argument("--compare", metavar="KERAS", help="a .keras model (or run dir) to compare with")
+    run.add_argument("--json", help="also write the results to this JSON file")
+    return p
+
+
+def _fail(message, code=1):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _export(args):
+    from keras_pkkd import export
+
+    if bool(args.model_dir) == bool(args.model):
+        _fail("give exactly one of --model_dir and --model", 2)
+    if not args.output:
+        _fail("--output is required (the .tflite to write)", 2)
+    try:
+        export.to_tflite(args.model_dir or args.model, args.output,
+                         custom_op=not args.no_custom_op, verbose=True)
+    except export.ExportError as e:
+        _fail(str(e))
+
+
+def _run(args):
+    import numpy as np
+
+    from keras_pkkd import data, export
+
+    if not os.path.isfile(args.run):
+        _fail(f"{args.run}: no such .tflite file")
+    if not (args.dataset or args.eval_data):
+        _fail("--run needs images: --dataset and/or --eval_data", 2)
+    if args.batch_size < 1:
+        _fail("--batch_size must be >= 1", 2)
+    try:
+        source = data.load(dataset=args.dataset, data_dir=args.data_dir,
+                           eval_data=args.eval_data, eval_examples=args.eval_examples,
+                           download=not args.no_download, eval_only=True)
+    except data.DataError as e:
+        _fail(str(e))
+    try:
+        interp = export.interpreter(args.run, num_threads=args.num_threads)
+    except (export.RuntimeUnavailableError, ValueError, RuntimeError) as e:
+        _fail(f"cannot run {args.run}: {e}")
+    keras_model = None
+    if args.compare:
+        try:
+            keras_model = export.converter.resolve_model(args.compare)
+        except export.ExportError as e:
+            _fail(str(e))
+    correct1 = correct5 = seen = agree = 0
+    max_diff = max_logit = 0.0
+    elapsed = 0.0
+    for images, labels in source.eval_dataset(max(args.batch_size, 64)).as_numpy_iterator():
+        t0 = time.perf_counter()
+        try:
+            logits = export.predict(interp, images, batch_size=args.batch_size)
+        except ValueError as e:
+            _fail(str(e))
+        elapsed += time.perf_counter() - t0
+        top5 = np.argsort(-logits, axis=1)[:, :5]
+        labels = labels.reshape(-1)
+        correct1 += int((top5[:, 0] == labels).sum())
+        correct5 += int((top5 == labels[:, None]).any(axis=1).sum())
+        seen += len(labels)
+        if keras_model is not None:
+            ref = keras_model(images, training=False).numpy()
+            max_diff = max(max_diff, float(np.abs(ref - logits).max()))
+            max_logit = max(max_logit, float(np.abs(ref).max()))
+            agree += int((ref.argmax(1) == logits.argmax(1)).sum())
+        print(f"\r{seen}/{source.eval_size} images", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    result = {"model": args.run, "images": seen, "top1": correct1 / max(seen, 1),
+              "top5": correct5 / max(seen, 1), "images_per_second": seen / max(elapsed, 1e-9),
+              "num_threads": args.num_threads, "batch_size": args.batch_size}
+    if keras_model is not None:
+        result.update(max_abs_logit_diff=max_diff, max_abs_logit=max_logit,
+                      top1_agreement=agree / max(seen, 1))
+    print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.run:
+        if args.model or args.model_dir or args.output:
+            _fail("--run evaluates a .tflite; do not combine it with --model/--model_dir/--output", 2)
+        _run(args)
+    else:
+        _export(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

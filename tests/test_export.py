@@ -1,0 +1,393 @@
+"""TFLite export (keras_pkkd.export) and the native AdderConv2D kernel behind it.
+
+The reference everywhere is the Keras network itself (its adder layers run the TF op, checked
+against NumPy in test_adder_op.py). Networks get BN statistics from real CIFAR-10 images
+(precise BN) and a random classifier, so that logits differ between images and the top-1
+comparison means something (with fresh BN statistics an adder network's activations are dead
+and every image gets the same logits).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pkkd import export, models
+from keras_pkkd.distill import PKKDModel
+from keras_pkkd.export import converter
+from keras_pkkd.layers import AdderConv2D
+from keras_pkkd.training.precise_bn import recalibrate_batchnorm
+
+from conftest import CIFAR_DIR, ROOT
+
+MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
+STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
+# Largest |TFLite - Keras| logit difference allowed, relative to the largest |logit|: both run
+# the same float32 kernel, but the converter folds BN into MUL/ADD constants (a different
+# rounding), and XNNPACK sums the classifier in another order.
+REL_TOL = 1e-5
+
+
+def _real_images(n):
+    path = CIFAR_DIR / "test_10k.npz"
+    if not path.exists():
+        pytest.skip(f"real CIFAR-10 not found under {CIFAR_DIR} (shared data is absent)")
+    with np.load(path) as d:
+        return ((d["x"][:n] / np.float32(255.0) - MEAN) / STD).astype(np.float32)
+
+
+def _prepared(model, images, seed=0):
+    """BN statistics from `images`, random classifier weights."""
+    rng = np.random.RandomState(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            layer.set_weights([rng.randn(*w.shape).astype(np.float32) * 0.5
+                               for w in layer.get_weights()])
+    recalibrate_batchnorm(model, [images[i:i + 32] for i in range(0, len(images), 32)],
+                          max(1, len(images) // 32))
+    return model
+
+
+def _assert_agrees(model, tflite_bytes, images, batch_size=1, num_threads=2, **kw):
+    ref = model(images, training=False).numpy()
+    interp = export.interpreter(tflite_bytes, num_threads=num_threads, **kw)
+    got = export.predict(interp, images, batch_size=batch_size)
+    scale = float(np.abs(ref).max())
+    diff = float(np.abs(got - ref).max())
+    assert diff <= REL_TOL * scale + 1e-6, f"max |diff| {diff} vs max |logit| {scale}"
+    assert np.array_equal(got.argmax(1), ref.argmax(1)), "top-1 differs on some image"
+    # The logits really differ between images (else agreement would prove little).
+    assert ref.std(axis=0).max() > 1e-3 * scale
+    return diff, scale
+
+
+def _adder_layers(model):
+    return sum(isinstance(l, AdderConv2D) for l in model._flatten_layers(include_self=False))
+
+
+# --------------------------------------------------------------------------------------------
+# The options reader (C++), driven through the delegate library's test entry point.
+
+
+@pytest.fixture(scope="module")
+def lib():
+    path = export.delegate_path()
+    assert os.path.exists(path), f"{path} missing: `make venv` builds it (python export/build.py)"
+    lib = ctypes.CDLL(path)
+    lib.pkkd_adder_parse_options.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                             ctypes.POINTER(ctypes.c_int64), ctypes.c_char_p,
+                                             ctypes.c_size_t]
+    lib.pkkd_adder_parse_options.restype = ctypes.c_int
+    lib.pkkd_adder_delegate_isa.restype = ctypes.c_char_p
+    return lib
+
+
+def _parse(lib, buf):
+    out = (ctypes.c_int64 * 5)()
+    err = ctypes.create_string_buffer(512)
+    ok = lib.pkkd_adder_parse_options(bytes(buf), len(buf), out, err, len(err))
+    return (list(out) if ok else None), err.value.decode()
+
+
+def _options(**over):
+    from flatbuffers import flexbuffers
+
+    opts = {"stride_h": 1, "stride_w": 2, "dilation_h": 3, "dilation_w": 1,
+            "padding": "SAME", "version": 1}
+    opts.update(over)
+    return flexbuffers.Dumps({k: v for k, v in opts.items() if v is not None})
+
+
+def test_options_round_trip(lib):
+    assert _parse(lib, _options())[0] == [1, 2, 3, 1, 1]
+    assert _parse(lib, _options(padding="VALID", stride_h=300, dilation_w=1024))[0] == \
+        [300, 2, 3, 1024, 0]
+    tf_attrs = _tf_attrs_options(strides=[2, 1], dilations=[1, 2], padding=b"VALID")
+    assert _parse(lib, converter.adder_options(tf_attrs))[0] == [2, 1, 1, 2, 0]
+
+
+def _tf_attrs_options(**attrs):
+    from flatbuffers import flexbuffers
+
+    return flexbuffers.Dumps({"T": 1, **attrs})
+
+
+@pytest.mark.parametrize("buf, message", [
+    (b"", "too short"),
+    (_options(padding="FULL"), "padding"),
+    (_options(stride_h=0), "stride_h"),
+    (_options(dilation_w=5000), "dilation_w"),
+    (_options(version=2), "version"),
+    (_options(version=None), "must hold"),
+    (_options(stride_w=None), "must hold"),
+    (_options(groups=2), "unknown option 'groups'"),
+    (_options(padding=3), "padding"),
+    (_options(stride_h="2"), "not an integer"),
+    (_options()[:-3], "corrupt"),
+    (b"\x00" * 40, "corrupt"),
+    (bytes(range(256)), "corrupt"),
+])
+def test_options_rejected(lib, buf, message):
+    values, err = _parse(lib, buf)
+    assert values is None
+    assert message in err
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with Keras
+
+
+@pytest.fixture(scope="module")
+def resnet20_export():
+    images = _real_images(96)
+    model = _prepared(models.resnet20("adder"), images)
+    return model, export.to_tflite(model), images
+
+
+def test_resnet20_agrees_with_keras_on_real_images(resnet20_export):
+    model, result, images = resnet20_export
+    assert result.custom_nodes == 20 == _adder_layers(model)
+    assert result.ops["AdderConv2D"] == 20
+    assert "CONV_2D" in result.ops and result.ops["CONV_2D"] == 1  # the CNN stem, BN folded
+    diff, scale = _assert_agrees(model, result.model_bytes, images, batch_size=1)
+    print(f"resnet20: max |diff| {diff:.2e} of max |logit| {scale:.1f}")
+
+
+def test_batch_sizes_and_threads_agree(resnet20_export):
+    model, result, images = resnet20_export
+    _assert_agrees(model, result.model_bytes, images[:10], batch_size=5, num_threads=1)
+    _assert_agrees(model, result.model_bytes, images[:7], batch_size=7, num_threads=None)
+
+
+def test_vgg_small_agrees_with_keras_on_real_images():
+    images = _real_images(64)
+    model = _prepared(models.vgg_small("adder"), images)
+    result = export.to_tflite(model)
+    assert result.custom_nodes == _adder_layers(model) > 0
+    _assert_agrees(model, result.model_bytes, images, batch_size=4)
+
+
+def _coverage_model():
+    """Stride, dilation, SAME / VALID, non-square kernels, odd sizes, an adder feeding an adder
+    directly (a partition with an internal tensor), a bias and an activation."""
+    inp = keras.Input((13, 11, 5))
+    a = AdderConv2D(7, (3, 2), strides=(2, 1), padding="same", name="s21_same")(inp)
+    b = AdderConv2D(6, (2, 3), dilation_rate=(2, 1), padding="valid", name="d21_valid")(a)
+    c = AdderConv2D(9, 3, strides=2, dilation_rate=1, padding="valid", use_bias=True,
+                    activation="relu", name="s2_bias_relu")(inp)
+    d = AdderConv2D(4, (1, 5), dilation_rate=(1, 2), padding="same", name="d12_same")(c)
+    e = AdderConv2D(3, 1, name="pointwise")(inp)
+    flat = [keras.layers.Flatten()(t) for t in (b, d, e)]
+    return keras.Model(inp, keras.layers.Concatenate()(flat), name="coverage")
+
+
+def test_coverage_model_agrees_with_keras():
+    model = _coverage_model()
+    rng = np.random.RandomState(3)
+    for layer in model.layers:
+        if isinstance(layer, AdderConv2D) and layer.use_bias:
+            layer.bias.assign(rng.randn(*layer.bias.shape).astype(np.float32) * 10)
+    images = rng.randn(5, 13, 11, 5).astype(np.float32)
+    result = export.to_tflite(model)
+    assert result.custom_nodes == 5
+    ref = model(images).numpy()
+    for batch in (1, 5):
+        got = export.predict(export.interpreter(result.model_bytes), images, batch_size=batch)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("builder, shape", [
+    (models.resnet32, (32, 32, 3)),
+    (models.resnet18, (64, 64, 3)),
+    (models.resnet50, (64, 64, 3)),
+])
+def test_every_zoo_adder_model_exports(builder, shape):
+    model = builder("adder", num_classes=10, input_shape=shape)
+    result = export.to_tflite(model)
+    assert result.custom_nodes == _adder_layers(model) > 0
+    assert set(converter.tflite_summary(result.model_bytes)[1:]) == {result.custom_nodes}
+    images = np.random.RandomState(0).randn(1, *shape).astype(np.float32)
+    ref = model(images, training=False).numpy()
+    got = export.predict(export.interpreter(result.model_bytes), images)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * (np.abs(ref).max() + 1))
+
+
+def test_trained_pkkd_model_exports_its_student(tmp_path):
+    images = _real_images(64)
+    labels = np.random.RandomState(0).randint(0, 10, len(images))
+    student, teacher = models.resnet20("adder"), models.resnet20("conv")
+    pkkd = PKKDModel(student, teacher)
+    pkkd.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                 teacher_optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    pkkd.fit(images, labels, batch_size=32, epochs=1, verbose=0)
+    result = export.to_tflite(pkkd, tmp_path / "student.tflite")
+    assert result.custom_nodes == 20
+    assert os.path.getsize(tmp_path / "student.tflite") == result.size
+    ref = student(images, training=False).numpy()
+    got = export.predict(export.interpreter(str(tmp_path / "student.tflite")), images)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=REL_TOL * np.abs(ref).max())
+
+
+def test_builtin_only_export_agrees(resnet20_export):
+    model, custom, images = resnet20_export
+    result = export.to_tflite(model, custom_op=False)
+    assert result.custom_nodes == 0 and "AdderConv2D" not in result.ops
+    assert "ABS" in result.ops and result.size > custom.size
+    _assert_agrees(model, result.model_bytes, images[:16], batch_size=16, use_delegate=False)
+
+
+def test_cnn_exports_without_custom_ops():
+    result = export.to_tflite(models.resnet20("conv"))
+    assert result.custom_nodes == 0 and result.ops["CONV_2D"] == 19 + 2  # + 2 shortcut 1x1
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: the converter
+
+
+def test_export_errors_name_the_problem(tmp_path):
+    with pytest.raises(export.ExportError, match="int8"):
+        export.to_tflite(models.resnet20("adder"), quantize="int8")
+    with pytest.raises(export.ExportError, match="not found"):
+        export.to_tflite(tmp_path / "missing.keras")
+    with pytest.raises(export.ExportError, match="without model.keras"):
+        export.to_tflite(tmp_path)
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip")
+    with pytest.raises(export.ExportError, match="cannot load"):
+        export.to_tflite(corrupt)
+    with pytest.raises(export.ExportError, match="keras.Model"):
+        export.to_tflite(object())
+
+
+def test_mixed_precision_layer_is_named_and_as_float32_fixes_it():
+    inp = keras.Input((8, 8, 3))
+    y = AdderConv2D(4, 3, name="adder_bf16", dtype="mixed_bfloat16")(inp)
+    model = keras.Model(inp, keras.layers.Flatten(dtype="float32")(y))
+    with pytest.raises(export.ExportError, match="adder_bf16.*bfloat16"):
+        export.to_tflite(model)
+    fixed = export.as_float32(model)
+    result = export.to_tflite(fixed)
+    images = np.random.RandomState(0).randn(2, 8, 8, 3).astype(np.float32)
+    got = export.predict(export.interpreter(result.model_bytes), images, batch_size=2)
+    np.testing.assert_allclose(got, fixed(images).numpy(), rtol=1e-5, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: the kernel and the delegate, on modified .tflite files
+
+
+def _mutate(model_bytes, fn):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    fn(m)
+    b = flatbuffers.Builder(len(model_bytes) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _first_adder(m):
+    codes = [i for i, c in enumerate(m.operatorCodes) if c.customCode == b"AdderConv2D"]
+    return next(op for op in m.subgraphs[0].operators if op.opcodeIndex in codes)
+
+
+@pytest.fixture(scope="module")
+def small_export():
+    inp = keras.Input((9, 9, 4))
+    y = AdderConv2D(6, 3, padding="same")(inp)
+    model = keras.Model(inp, keras.layers.ReLU()(y))
+    return export.to_tflite(model).model_bytes
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"padding": "FULL"}, "padding"),
+    ({"stride_h": 0}, "stride_h"),
+    ({"version": 7}, "version"),
+    ({"extra": 1}, "unknown option"),
+])
+def test_bad_options_in_the_model_give_errors(small_export, options, message):
+    def edit(m):
+        op = _first_adder(m)
+        op.customOptions = list(_options(**{**{"stride_w": 1, "dilation_h": 1}, **options}))
+    bad = _mutate(small_export, edit)
+    with pytest.raises((RuntimeError, ValueError), match=message):
+        interp = export.interpreter(bad)
+        interp.invoke()
+
+
+def test_mismatched_filter_shape_gives_an_error(small_export):
+    def edit(m):
+        op = _first_adder(m)
+        filt = m.subgraphs[0].tensors[op.inputs[1]]
+        filt.shape = [3, 3, 5, 6]  # 5 input channels; the buffer holds 4 x 6 x 9 floats
+    bad = _mutate(small_export, edit)
+    with pytest.raises((RuntimeError, ValueError)):
+        export.interpreter(bad).invoke()
+
+
+def test_wrong_input_count_gives_an_error(small_export):
+    def edit(m):
+        op = _first_adder(m)
+        op.inputs = list(op.inputs)[:1]
+    with pytest.raises((RuntimeError, ValueError), match="2 inputs"):
+        export.interpreter(_mutate(small_export, edit)).invoke()
+
+
+def test_layout_check_fails_loudly_on_a_mismatch(small_export):
+    from ai_edge_litert import interpreter as litert
+
+    tensors, nodes = converter.tflite_summary(small_export)
+    delegate = litert.load_delegate(export.delegate_path(),
+                                    {"expect_tensors": tensors + 1, "expect_adder_nodes": nodes})
+    with pytest.raises((RuntimeError, ValueError)):
+        litert.Interpreter(model_content=small_export, experimental_delegates=[delegate])
+    with pytest.raises(ValueError, match="unknown option 'threads'"):
+        litert.load_delegate(export.delegate_path(), {"threads": 2})
+
+
+def test_delegate_reports_its_isa(lib):
+    assert lib.pkkd_adder_delegate_isa().decode() in ("avx512", "avx2", "neon", "scalar")
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "keras_pkkd.export", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def test_cli_exports_and_runs(tmp_path, cifar10_files):
+    model = models.vgg_small("adder")
+    model.save(tmp_path / "ann.keras")
+    out = tmp_path / "ann.tflite"
+    proc = _cli(f"--model={tmp_path / 'ann.keras'}", f"--output={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert "custom (AdderConv2D)" in proc.stdout and out.exists()
+    proc = _cli(f"--run={out}", "--dataset=cifar10", f"--eval_data={cifar10_files[1]}",
+                "--eval_examples=16", "--batch_size=4", f"--compare={tmp_path / 'ann.keras'}",
+                f"--json={tmp_path / 'run.json'}")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert result["images"] == 16 and result["top1_agreement"] == 1.0
+
+
+def test_cli_errors(tmp_path):
+    proc = _cli("--output=x.tflite")
+    assert proc.returncode == 2 and "exactly one of --model_dir and --model" in proc.stderr
+    proc = _cli(f"--model={tmp_path / 'none.keras'}", f"--output={tmp_path / 'x.tflite'}")
+    assert proc.returncode == 1 and "not found" in proc.stderr
+    proc = _cli(f"--run={tmp_path / 'none.tflite'}", "--dataset=cifar10")
+    assert proc.returncode == 1 and "no such .tflite" in proc.stderr
