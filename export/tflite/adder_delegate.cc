@@ -117,7 +117,12 @@ TfLiteStatus LayoutCheck(TfLiteContext* context, AdderDelegate* delegate,
       return LayoutFail(context, "tensor " + std::to_string(i) + " has type " +
                                      std::to_string(static_cast<int>(t.type)));
     }
-    if (t.dims == nullptr || (t.type != kTfLiteFloat32 && t.type != kTfLiteInt32)) continue;
+    // Arena tensors: the runtime sized them from their dims itself (constant tensors carry
+    // their buffer's size, which a corrupt model may contradict).
+    if (t.dims == nullptr || t.allocation_type != kTfLiteArenaRw ||
+        (t.type != kTfLiteFloat32 && t.type != kTfLiteInt32)) {
+      continue;
+    }
     if (t.dims->size < 0 || t.dims->size > 16) {
       return LayoutFail(context, "tensor " + std::to_string(i) + " has rank " +
                                      std::to_string(t.dims->size));
@@ -137,7 +142,7 @@ TfLiteStatus LayoutCheck(TfLiteContext* context, AdderDelegate* delegate,
     ++checked;
   }
   if (context->tensors_size > 0 && checked == 0) {
-    return LayoutFail(context, "no float32 / int32 tensor with a shape was found");
+    return LayoutFail(context, "no float32 / int32 arena tensor with a shape was found");
   }
   if (delegate->expect_adder_nodes >= 0 &&
       static_cast<int64_t>(adder_nodes.size()) != delegate->expect_adder_nodes) {

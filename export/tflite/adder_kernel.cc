@@ -135,8 +135,9 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
     if (dims == nullptr) return Fail(context, "out of memory");
     dims->size = 4;
     for (int i = 0; i < 4; ++i) dims->data[i] = want[i];
+    const std::string wanted = Shape(dims);  // ResizeTensor owns (and may free) dims
     if (context->ResizeTensor(context, y, dims) != kTfLiteOk) {
-      return Fail(context, "could not resize the output to " + Shape(dims));
+      return Fail(context, "could not resize the output to " + wanted);
     }
   }
   node->geometry = g;
