@@ -141,6 +141,14 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
     }
   }
   node->geometry = g;
+  const bool constant_filter =
+      w->allocation_type == kTfLiteMmapRo || w->allocation_type == kTfLitePersistentRo;
+  if (constant_filter && w->data.raw != nullptr && node->packed_from != w->data.raw) {
+    AdderPackFilter(g, w->data.f, &node->packed, SerialFor);
+    node->packed_from = w->data.raw;
+  } else if (!constant_filter) {
+    node->packed_from = nullptr;
+  }
   node->input = inputs->data[0];
   node->filter = inputs->data[1];
   node->output = outputs->data[0];
@@ -169,7 +177,10 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
                           const std::function<void(int64_t, int64_t)>& fn) {
     pool->ParallelFor(total, cost, fn);
   };
-  AdderForward(g, x_data, w->data.f, y_data, pf);
+  if (node->packed_from == nullptr || node->packed_from != w->data.raw ||
+      !AdderForwardPacked(g, x_data, node->packed, y_data, pf)) {
+    AdderForward(g, x_data, w->data.f, y_data, pf);
+  }
   return kTfLiteOk;
 }
 

@@ -35,6 +35,9 @@ struct AdderNode {
   std::string init_error;  // non-empty: the options could not be parsed
   AdderGeometry geometry;  // set by AdderPrepare
   int input = -1, filter = -1, output = -1;  // tensor indices, set by AdderPrepare
+  // A constant filter (the exported models' case) is packed once, in AdderPrepare.
+  AdderPackedFilter packed;
+  const void* packed_from = nullptr;  // the filter data `packed` was made from
 };
 
 // Parses the options; never fails (an unusable buffer is remembered in init_error and reported

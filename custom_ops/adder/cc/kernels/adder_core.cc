@@ -23,6 +23,23 @@ void BackpropInputNeon(const AdderGeometry&, const float*, const float*, const f
                        const ParallelFor&);
 #endif
 
+// The packed-filter entry points of each version (adder_core_<isa>.cc).
+#define PKKD_DECLARE_PACKED(S)                                                               \
+  int64_t PackedFilterFloats##S(const AdderGeometry&);                                       \
+  int64_t PackedSumFloats##S(const AdderGeometry&);                                          \
+  void PackFilter##S(const AdderGeometry&, const float*, float*, float*, const ParallelFor&); \
+  void ForwardPacked##S(const AdderGeometry&, const float*, const float*, const float*, float*, \
+                        const ParallelFor&);
+PKKD_DECLARE_PACKED(Scalar)
+#if defined(__x86_64__)
+PKKD_DECLARE_PACKED(Avx512)
+PKKD_DECLARE_PACKED(Avx2)
+#endif
+#if defined(__aarch64__)
+PKKD_DECLARE_PACKED(Neon)
+#endif
+#undef PKKD_DECLARE_PACKED
+
 namespace {
 
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
@@ -108,6 +125,57 @@ void AdderBackpropInput(const AdderGeometry& g, const float* x, const float* w,
 #endif
     default: return BackpropInputScalar(g, x, w, dy, dx, pf);
   }
+}
+
+namespace {
+struct PackedFns {
+  int64_t (*filter_floats)(const AdderGeometry&);
+  int64_t (*sum_floats)(const AdderGeometry&);
+  void (*pack)(const AdderGeometry&, const float*, float*, float*, const ParallelFor&);
+  void (*forward)(const AdderGeometry&, const float*, const float*, const float*, float*,
+                  const ParallelFor&);
+};
+#define PKKD_PACKED_FNS(S) \
+  PackedFns { PackedFilterFloats##S, PackedSumFloats##S, PackFilter##S, ForwardPacked##S }
+
+PackedFns CurrentPackedFns() {
+  switch (CurrentIsa()) {
+#if defined(__x86_64__)
+    case Isa::kAvx512: return PKKD_PACKED_FNS(Avx512);
+    case Isa::kAvx2: return PKKD_PACKED_FNS(Avx2);
+#endif
+#if defined(__aarch64__)
+    case Isa::kNeon: return PKKD_PACKED_FNS(Neon);
+#endif
+    default: return PKKD_PACKED_FNS(Scalar);
+  }
+}
+#undef PKKD_PACKED_FNS
+}  // namespace
+
+void AdderPackFilter(const AdderGeometry& g, const float* w, AdderPackedFilter* packed,
+                     const ParallelFor& pf) {
+  const PackedFns fns = CurrentPackedFns();
+  packed->k_h = g.k_h;
+  packed->k_w = g.k_w;
+  packed->in_c = g.in_c;
+  packed->out_c = g.out_c;
+  packed->isa = AdderIsaName();
+  packed->data.assign(static_cast<size_t>(fns.filter_floats(g)), 0.f);
+  packed->sums.assign(static_cast<size_t>(fns.sum_floats(g)), 0.f);
+  if (g.k_h * g.k_w * g.in_c * g.out_c > 0) {
+    fns.pack(g, w, packed->data.data(), packed->sums.data(), pf);
+  }
+}
+
+bool AdderForwardPacked(const AdderGeometry& g, const float* x, const AdderPackedFilter& packed,
+                        float* y, const ParallelFor& pf) {
+  if (packed.k_h != g.k_h || packed.k_w != g.k_w || packed.in_c != g.in_c ||
+      packed.out_c != g.out_c || packed.isa != AdderIsaName()) {
+    return false;
+  }
+  CurrentPackedFns().forward(g, x, packed.data.data(), packed.sums.data(), y, pf);
+  return true;
 }
 
 const char* AdderIsaName() {

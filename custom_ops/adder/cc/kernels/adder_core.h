@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace pkkd {
 
@@ -39,6 +40,24 @@ void SerialFor(int64_t total, int64_t cost_per_unit,
 // x_pad being x with zero padding. Computed as sum(x) + sum(w) - 2 sum(min(x, w)).
 void AdderForward(const AdderGeometry& g, const float* x, const float* w, float* y,
                   const ParallelFor& parallel_for);
+
+// Inference with a constant filter: pack it once (AdderPackFilter), then run any number of
+// forwards on it (AdderForwardPacked) instead of AdderForward, which packs on every call.
+// The layout belongs to the kernel version of this CPU (AdderIsaName) and to the filter sizes.
+struct AdderPackedFilter {
+  std::vector<float> data, sums;
+  int64_t k_h = -1, k_w = -1, in_c = -1, out_c = -1;
+  const char* isa = nullptr;
+};
+
+// Packs w (HWIO, sizes from g.k_h, g.k_w, g.in_c, g.out_c).
+void AdderPackFilter(const AdderGeometry& g, const float* w, AdderPackedFilter* packed,
+                     const ParallelFor& parallel_for);
+
+// Same result as AdderForward(g, x, w, y). Returns false (and computes nothing) when `packed`
+// was made for other filter sizes or another kernel version.
+bool AdderForwardPacked(const AdderGeometry& g, const float* x, const AdderPackedFilter& packed,
+                        float* y, const ParallelFor& parallel_for);
 
 // dx[n,h,w,c] = sum over the (tap, output pixel) pairs that read x[n,h,w,c] and over t of
 // dy[n,p,q,t] * clip(w[i,j,c,t] - x[n,h,w,c], -1, 1)   (AdderNet's HardTanh input rule).

@@ -55,6 +55,16 @@ void ForwardAvx512(const AdderGeometry& g, const float* x, const float* w, float
                    const ParallelFor& pf) {
   avx512::Forward(g, x, w, y, pf);
 }
+int64_t PackedFilterFloatsAvx512(const AdderGeometry& g) { return avx512::PackedFilterFloats(g); }
+int64_t PackedSumFloatsAvx512(const AdderGeometry& g) { return avx512::PackedSumFloats(g); }
+void PackFilterAvx512(const AdderGeometry& g, const float* w, float* wp, float* wsum,
+                  const ParallelFor& pf) {
+  avx512::PackForwardFilter(g, w, wp, wsum, pf);
+}
+void ForwardPackedAvx512(const AdderGeometry& g, const float* x, const float* wp,
+                     const float* wsum, float* y, const ParallelFor& pf) {
+  avx512::ForwardPacked(g, x, wp, wsum, y, pf);
+}
 void BackpropInputAvx512(const AdderGeometry& g, const float* x, const float* w,
                          const float* dy, float* dx, const ParallelFor& pf) {
   avx512::BackpropInput(g, x, w, dy, dx, pf);

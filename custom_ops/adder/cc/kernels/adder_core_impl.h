@@ -272,30 +272,35 @@ inline void PickTile(int64_t groups, int max_t, int max_p, int budget, int* t, i
 }
 
 // ---------------------------------------------------------------------------------------------
-inline void Forward(const AdderGeometry& g, const float* x, const float* w, float* y,
-                    const ParallelFor& parallel_for) {
-  const int64_t C = g.in_c, O = g.out_c, ntaps = g.k_h * g.k_w;
-  if (g.batch == 0 || g.out_h == 0 || g.out_w == 0 || O == 0) return;
-  const int64_t out_pixels = g.batch * g.out_h * g.out_w;
-  if (C == 0 || ntaps == 0) {
-    std::fill(y, y + out_pixels * O, 0.f);
-    return;
-  }
-  const int64_t o_pad = RoundUp(O, W), c_pad = RoundUp(C, kCBlock), blocks = c_pad / kCBlock;
-  const int64_t groups = o_pad / W;
-  // Chunk width: as many output vectors as the register budget allows, but few enough that
-  // one chunk of the packed filter stays in a core's L2 cache (kChunkBytes): each filter value
-  // is reused by only P pixels per pass, so a chunk streamed from L3 or DRAM starves the FMAs
-  // (ResNet-18's 7x7x512 layer ran at 1/3 speed with 1.2 MB chunks).
+// Forward's filter layout. Chunk width: as many output vectors as the register budget allows,
+// but few enough that one chunk of the packed filter stays in a core's L2 cache (kChunkBytes):
+// each filter value is reused by only P pixels per pass, so a chunk streamed from L3 or DRAM
+// starves the FMAs (ResNet-18's 7x7x512 layer ran at 1/3 speed with 1.2 MB chunks).
+inline int FwdTileT(const AdderGeometry& g) {
+  const int64_t ntaps = g.k_h * g.k_w, c_pad = RoundUp(g.in_c, kCBlock);
+  const int64_t groups = RoundUp(g.out_c, W) / W;
   int tile_t = static_cast<int>(std::min<int64_t>(groups, Vec::kFwdMaxT));
   while (tile_t > 1 && ntaps * c_pad * tile_t * W * 4 > kChunkBytes) --tile_t;
-  // Packed filter, chunk-major: for each chunk of tile_t output vectors (the last may be
-  // narrower) a contiguous [tap][c padded to kCBlock][chunk width] block, so one chunk streams
-  // from cache while every output tile of a thread uses it. Zero padding: padded channels add
-  // min(0, 0) = 0 and padded outputs are discarded.
-  float* wp = Scratch(kPackedFilter, ntaps * c_pad * o_pad);
+  return tile_t;
+}
+
+// Sizes (floats) of the packed filter and of the filter sums.
+inline int64_t PackedFilterFloats(const AdderGeometry& g) {
+  return g.k_h * g.k_w * RoundUp(g.in_c, kCBlock) * RoundUp(g.out_c, W);
+}
+inline int64_t PackedSumFloats(const AdderGeometry& g) { return RoundUp(g.out_c, W); }
+
+// Packed filter, chunk-major: for each chunk of tile_t output vectors (the last may be
+// narrower) a contiguous [tap][c padded to kCBlock][chunk width] block, so one chunk streams
+// from cache while every output tile of a thread uses it. Zero padding: padded channels add
+// min(0, 0) = 0 and padded outputs are discarded. wsum[o] = sum of filter o.
+inline void PackForwardFilter(const AdderGeometry& g, const float* w, float* wp, float* wsum,
+                              const ParallelFor& parallel_for) {
+  const int64_t C = g.in_c, O = g.out_c, ntaps = g.k_h * g.k_w;
+  const int64_t o_pad = RoundUp(O, W), c_pad = RoundUp(C, kCBlock);
+  const int64_t groups = o_pad / W;
+  const int tile_t = FwdTileT(g);
   std::fill(wp, wp + ntaps * c_pad * o_pad, 0.f);
-  float* wsum = Scratch(kFilterSums, o_pad);
   std::fill(wsum, wsum + o_pad, 0.f);
   // Where output channel o lives: its chunk's offset in wp, the chunk width, o's column.
   std::vector<int64_t> o_chunk(O), o_width(O), o_col(O);
@@ -315,6 +320,21 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
   });
   for (int64_t tc = 0; tc < ntaps * C; ++tc)
     for (int64_t o = 0; o < O; ++o) wsum[o] += w[tc * O + o];
+}
+
+// The forward on a filter packed by PackForwardFilter for the same filter sizes.
+inline void ForwardPacked(const AdderGeometry& g, const float* x, const float* wp,
+                          const float* wsum, float* y, const ParallelFor& parallel_for) {
+  const int64_t C = g.in_c, O = g.out_c, ntaps = g.k_h * g.k_w;
+  if (g.batch == 0 || g.out_h == 0 || g.out_w == 0 || O == 0) return;
+  const int64_t out_pixels = g.batch * g.out_h * g.out_w;
+  if (C == 0 || ntaps == 0) {
+    std::fill(y, y + out_pixels * O, 0.f);
+    return;
+  }
+  const int64_t o_pad = RoundUp(O, W), c_pad = RoundUp(C, kCBlock), blocks = c_pad / kCBlock;
+  const int64_t groups = o_pad / W;
+  const int tile_t = FwdTileT(g);
   // Zero-padded, channel-blocked copy of the input: xb[n][hp][cb][wp][kCBlock]. Rows and
   // columns beyond what any output reads are not stored; inside, only the rows and columns
   // some (output, tap) pair reads are copied (a strided 1x1 layer reads a quarter of them).
@@ -418,6 +438,19 @@ inline void Forward(const AdderGeometry& g, const float* x, const float* w, floa
       }
     }
   });
+}
+
+inline void Forward(const AdderGeometry& g, const float* x, const float* w, float* y,
+                    const ParallelFor& parallel_for) {
+  if (g.batch == 0 || g.out_h == 0 || g.out_w == 0 || g.out_c == 0) return;
+  if (g.in_c == 0 || g.k_h * g.k_w == 0) {
+    std::fill(y, y + g.batch * g.out_h * g.out_w * g.out_c, 0.f);
+    return;
+  }
+  float* wp = Scratch(kPackedFilter, PackedFilterFloats(g));
+  float* wsum = Scratch(kFilterSums, PackedSumFloats(g));
+  PackForwardFilter(g, w, wp, wsum, parallel_for);
+  ForwardPacked(g, x, wp, wsum, y, parallel_for);
 }
 
 // ---------------------------------------------------------------------------------------------

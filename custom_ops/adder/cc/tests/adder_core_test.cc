@@ -304,6 +304,23 @@ int main(int argc, char** argv) {
     pkkd::AdderBackpropInput(g, x.data(), w.data(), dy.data(), dx.data(), pf);
     pkkd::ForwardScalar(g, x.data(), w.data(), y_s.data(), pkkd::SerialFor);
     pkkd::BackpropInputScalar(g, x.data(), w.data(), dy.data(), dx_s.data(), pkkd::SerialFor);
+    // The packed-filter forward (inference: TFLite kernel) is the same computation: bit-equal.
+    {
+      pkkd::AdderPackedFilter packed;
+      pkkd::AdderPackFilter(g, w.data(), &packed, pf);
+      std::vector<float> y_p(ny, kSentinel);
+      if (!pkkd::AdderForwardPacked(g, x.data(), packed, y_p.data(), pf) ||
+          std::memcmp(y_p.data(), y.data(), sizeof(float) * ny) != 0) {
+        std::printf("FAIL %s: AdderForwardPacked differs from AdderForward\n", desc.c_str());
+        ++failures;
+      }
+      pkkd::AdderGeometry other = g;
+      other.out_c += 1;
+      if (pkkd::AdderForwardPacked(other, x.data(), packed, y_p.data(), pf)) {
+        std::printf("FAIL %s: a packed filter of other sizes was accepted\n", desc.c_str());
+        ++failures;
+      }
+    }
 
     const double errs[6] = {RelErr(y, y_ref),    RelErr(y_s, y_ref),   RelErr(y, y_s),
                             RelErr(dx, dx_ref),  RelErr(dx_s, dx_ref), RelErr(dx, dx_s)};
