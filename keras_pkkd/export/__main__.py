@@ -55,30 +55,32 @@ def _fail(message, code=1):
 
 
 def _export(args):
-    from keras_pkkd import export
-
     if bool(args.model_dir) == bool(args.model):
         _fail("give exactly one of --model_dir and --model", 2)
     if not args.output:
         _fail("--output is required (the .tflite to write)", 2)
+    source = args.model_dir or args.model
+    if not os.path.exists(source):
+        _fail(f"model not found: {source}")
+    from keras_pkkd import export  # TensorFlow: imported once the arguments are known good
+
     try:
-        export.to_tflite(args.model_dir or args.model, args.output,
+        export.to_tflite(source, args.output,
                          custom_op=not args.no_custom_op, verbose=True)
     except export.ExportError as e:
         _fail(str(e))
 
 
 def _run(args):
-    import numpy as np
-
-    from keras_pkkd import data, export
-
     if not os.path.isfile(args.run):
         _fail(f"{args.run}: no such .tflite file")
     if not (args.dataset or args.eval_data):
         _fail("--run needs images: --dataset and/or --eval_data", 2)
     if args.batch_size < 1:
         _fail("--batch_size must be >= 1", 2)
+    import numpy as np
+
+    from keras_pkkd import data, export
     try:
         source = data.load(dataset=args.dataset, data_dir=args.data_dir,
                            eval_data=args.eval_data, eval_examples=args.eval_examples,

@@ -130,7 +130,7 @@ def unavailable_reason():
 
 
 def cpu_isa():
-    """"avx512", "avx2" or "scalar": what the compiled CPU kernels run on; None without them."""
+    """"avx512", "avx2", "neon" or "scalar": what the compiled CPU kernels run on; None without them."""
     module = compiled_module()  # None under KERAS_PKKD_OPS=python
     if module is None:
         return None
