@@ -49,7 +49,10 @@ def fuzz_options(lib, rng, iterations):
     base = [flexbuffers.Dumps({"stride_h": 1, "stride_w": 2, "dilation_h": 1, "dilation_w": 1,
                                "padding": "SAME", "version": 1}),
             flexbuffers.Dumps({"stride_h": 300, "stride_w": 70000, "dilation_h": 1,
-                               "dilation_w": 1, "padding": "VALID", "version": 1})]
+                               "dilation_w": 1, "padding": "VALID", "version": 1}),
+            flexbuffers.Dumps({"stride_h": 2, "stride_w": 1, "dilation_h": 1, "dilation_w": 2,
+                               "padding": "EXPLICIT", "pad_top": 1, "pad_bottom": 0,
+                               "pad_left": 2, "pad_right": 1024, "version": 1})]
     out = (ctypes.c_int64 * 5)()
     err = ctypes.create_string_buffer(256)
     accepted = 0

@@ -108,6 +108,8 @@ def test_options_round_trip(lib):
     assert _parse(lib, _options())[0] == [1, 2, 3, 1, 1]
     assert _parse(lib, _options(padding="VALID", stride_h=300, dilation_w=1024))[0] == \
         [300, 2, 3, 1024, 0]
+    explicit = _options(padding="EXPLICIT", pad_top=1, pad_bottom=2, pad_left=0, pad_right=1024)
+    assert _parse(lib, explicit)[0] == [1, 2, 3, 1, 0]
     tf_attrs = _tf_attrs_options(strides=[2, 1], dilations=[1, 2], padding=b"VALID")
     assert _parse(lib, converter.adder_options(tf_attrs))[0] == [2, 1, 1, 2, 0]
 
@@ -127,6 +129,9 @@ def _tf_attrs_options(**attrs):
     (_options(version=None), "must hold"),
     (_options(stride_w=None), "must hold"),
     (_options(groups=2), "unknown option 'groups'"),
+    (_options(padding="EXPLICIT", pad_top=1), "needs pad_top, pad_bottom"),
+    (_options(pad_top=1, pad_bottom=1, pad_left=1, pad_right=1), "only valid with padding EXPLICIT"),
+    (_options(padding="EXPLICIT", pad_top=-1, pad_bottom=0, pad_left=0, pad_right=0), "pad_top"),
     (_options(padding=3), "padding"),
     (_options(stride_h="2"), "not an integer"),
     (_options()[:-3], "corrupt"),
@@ -155,6 +160,7 @@ def test_resnet20_agrees_with_keras_on_real_images(resnet20_export):
     assert result.custom_nodes == 20 == _adder_layers(model)
     assert result.ops["AdderConv2D"] == 20
     assert "CONV_2D" in result.ops and result.ops["CONV_2D"] == 1  # the CNN stem, BN folded
+    assert "PAD" not in result.ops  # the strided layers' ZeroPadding2D folded into the op
     diff, scale = _assert_agrees(model, result.model_bytes, images, batch_size=1)
     print(f"resnet20: max |diff| {diff:.2e} of max |logit| {scale:.1f}")
 
@@ -183,7 +189,14 @@ def _coverage_model():
                     activation="relu", name="s2_bias_relu")(inp)
     d = AdderConv2D(4, (1, 5), dilation_rate=(1, 2), padding="same", name="d12_same")(c)
     e = AdderConv2D(3, 1, name="pointwise")(inp)
-    flat = [keras.layers.Flatten()(t) for t in (b, d, e)]
+    # Asymmetric zero padding folded into a strided VALID layer (padding EXPLICIT) ...
+    p = keras.layers.ZeroPadding2D(((1, 2), (0, 3)))(inp)
+    f = AdderConv2D(4, 3, strides=2, name="explicit_pad")(p)
+    # ... and one that two layers read, which stays a PAD op.
+    q = keras.layers.ZeroPadding2D(1)(inp)
+    h1 = AdderConv2D(2, 3, strides=(1, 2), name="shared_pad_a")(q)
+    h2 = AdderConv2D(2, 2, name="shared_pad_b")(q)
+    flat = [keras.layers.Flatten()(t) for t in (b, d, e, f, h1, h2)]
     return keras.Model(inp, keras.layers.Concatenate()(flat), name="coverage")
 
 
@@ -195,7 +208,7 @@ def test_coverage_model_agrees_with_keras():
             layer.bias.assign(rng.randn(*layer.bias.shape).astype(np.float32) * 10)
     images = rng.randn(5, 13, 11, 5).astype(np.float32)
     result = export.to_tflite(model)
-    assert result.custom_nodes == 5
+    assert result.custom_nodes == 8 and result.ops["PAD"] == 1
     ref = model(images).numpy()
     for batch in (1, 5):
         got = export.predict(export.interpreter(result.model_bytes), images, batch_size=batch)

@@ -55,7 +55,7 @@ def fuzz_model(tmp_path_factory):
     inp = keras.Input((9, 9, 4))
     a = AdderConv2D(6, 3, padding="same")(inp)  # feeds the next adder directly
     b = AdderConv2D(5, (2, 3), strides=2, dilation_rate=(1, 1), padding="valid")(a)
-    c = AdderConv2D(3, 1)(inp)
+    c = AdderConv2D(3, 2, strides=2)(keras.layers.ZeroPadding2D(((1, 0), (2, 1)))(inp))
     model = keras.Model(inp, [keras.layers.Concatenate()(
         [keras.layers.Flatten()(b), keras.layers.Flatten()(c)])])
     path = tmp_path_factory.mktemp("fuzz") / "model.tflite"

@@ -119,7 +119,21 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
   g.stride_w = node->options.stride_w;
   g.dil_h = node->options.dilation_h;
   g.dil_w = node->options.dilation_w;
-  if (!ComputeAdderGeometry(node->options.same_padding, &g)) {
+  const AdderOptions& o = node->options;
+  if (o.explicit_padding) {
+    // Zero rows / columns around the input, then VALID.
+    const int64_t eff_h = (g.k_h - 1) * g.dil_h + 1, eff_w = (g.k_w - 1) * g.dil_w + 1;
+    const int64_t span_h = g.in_h + o.pad_top + o.pad_bottom;
+    const int64_t span_w = g.in_w + o.pad_left + o.pad_right;
+    if (span_h < eff_h || span_w < eff_w) {
+      return Fail(context, "EXPLICIT padding: padded input is smaller than the dilated filter " +
+                               Shape(w->dims));
+    }
+    g.pad_top = o.pad_top;
+    g.pad_left = o.pad_left;
+    g.out_h = (span_h - eff_h) / g.stride_h + 1;
+    g.out_w = (span_w - eff_w) / g.stride_w + 1;
+  } else if (!ComputeAdderGeometry(o.same_padding, &g)) {
     return Fail(context, "VALID padding: input " + Shape(x->dims) +
                              " is smaller than the dilated filter " + Shape(w->dims));
   }

@@ -130,16 +130,16 @@ bool ValueAsString(const Reader& r, const Value& v, std::string* out) {
   return false;
 }
 
-bool SetInt(const char* key, const Reader& r, const Value& v, int64_t* field,
+bool SetInt(const char* key, const Reader& r, const Value& v, int64_t lowest, int64_t* field,
             std::string* error) {
   int64_t value;
   if (!ValueAsInt(r, v, &value)) {
     *error = std::string("option '") + key + "' is not an integer";
     return false;
   }
-  if (value < 1 || value > 1024) {
-    *error = std::string("option '") + key + "' must be in [1, 1024], got " +
-             std::to_string(value);
+  if (value < lowest || value > 1024) {
+    *error = std::string("option '") + key + "' must be in [" + std::to_string(lowest) +
+             ", 1024], got " + std::to_string(value);
     return false;
   }
   *field = value;
@@ -195,15 +195,16 @@ bool ParseAdderOptions(const uint8_t* data, size_t size, AdderOptions* options,
     const Value v{values + i * width, width, r.byte(values + count * width + i)};
     struct IntKey {
       const char* name;
+      int64_t lowest;
       int64_t* field;
-    } const ints[] = {{"stride_h", &parsed.stride_h},
-                      {"stride_w", &parsed.stride_w},
-                      {"dilation_h", &parsed.dilation_h},
-                      {"dilation_w", &parsed.dilation_w}};
+    } const ints[] = {{"stride_h", 1, &parsed.stride_h},     {"stride_w", 1, &parsed.stride_w},
+                      {"dilation_h", 1, &parsed.dilation_h}, {"dilation_w", 1, &parsed.dilation_w},
+                      {"pad_top", 0, &parsed.pad_top},       {"pad_bottom", 0, &parsed.pad_bottom},
+                      {"pad_left", 0, &parsed.pad_left},     {"pad_right", 0, &parsed.pad_right}};
     bool known = false;
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < 8; ++k) {
       if (key == ints[k].name) {
-        if (!SetInt(ints[k].name, r, v, ints[k].field, error)) return false;
+        if (!SetInt(ints[k].name, r, v, ints[k].lowest, ints[k].field, error)) return false;
         seen_mask |= 1 << k;
         known = true;
       }
@@ -211,11 +212,13 @@ bool ParseAdderOptions(const uint8_t* data, size_t size, AdderOptions* options,
     if (known) continue;
     if (key == "padding") {
       std::string padding;
-      if (!ValueAsString(r, v, &padding) || (padding != "SAME" && padding != "VALID")) {
-        *error = "option 'padding' must be the string SAME or VALID";
+      if (!ValueAsString(r, v, &padding) ||
+          (padding != "SAME" && padding != "VALID" && padding != "EXPLICIT")) {
+        *error = "option 'padding' must be the string SAME, VALID or EXPLICIT";
         return false;
       }
       parsed.same_padding = padding == "SAME";
+      parsed.explicit_padding = padding == "EXPLICIT";
       seen_padding = true;
     } else if (key == "version") {
       int64_t version;
@@ -233,8 +236,17 @@ bool ParseAdderOptions(const uint8_t* data, size_t size, AdderOptions* options,
       return false;
     }
   }
-  if (seen_mask != 0xF || !seen_padding || !seen_version) {
+  if ((seen_mask & 0xF) != 0xF || !seen_padding || !seen_version) {
     *error = "options must hold stride_h, stride_w, dilation_h, dilation_w, padding and version";
+    return false;
+  }
+  const int pads = seen_mask >> 4;
+  if (parsed.explicit_padding && pads != 0xF) {
+    *error = "padding EXPLICIT needs pad_top, pad_bottom, pad_left and pad_right";
+    return false;
+  }
+  if (!parsed.explicit_padding && pads != 0) {
+    *error = "pad_top / pad_bottom / pad_left / pad_right are only valid with padding EXPLICIT";
     return false;
   }
   *options = parsed;

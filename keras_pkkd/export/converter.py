@@ -23,6 +23,7 @@ import os
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_pkkd.layers.adder_conv2d import AdderConv2D
@@ -204,6 +205,12 @@ def adder_options(tf_options: bytes | None):
     """Our flexbuffer options from the TF node attributes the converter serialized."""
     from flatbuffers import flexbuffers
 
+    return flexbuffers.Dumps(_adder_option_dict(tf_options))
+
+
+def _adder_option_dict(tf_options):
+    from flatbuffers import flexbuffers
+
     attrs = flexbuffers.Loads(bytes(tf_options)) if tf_options else {}
     try:
         strides, dilations = list(attrs["strides"]), list(attrs["dilations"])
@@ -212,10 +219,56 @@ def adder_options(tf_options: bytes | None):
         raise ExportError(f"unexpected attributes of the converted adder op: {attrs!r} ({e})")
     if isinstance(padding, bytes):
         padding = padding.decode()
-    return flexbuffers.Dumps({
-        "stride_h": int(strides[0]), "stride_w": int(strides[1]),
-        "dilation_h": int(dilations[0]), "dilation_w": int(dilations[1]),
-        "padding": str(padding).upper(), "version": OPTIONS_VERSION})
+    return {"stride_h": int(strides[0]), "stride_w": int(strides[1]),
+            "dilation_h": int(dilations[0]), "dilation_w": int(dilations[1]),
+            "padding": str(padding).upper(), "version": OPTIONS_VERSION}
+
+
+def _constant_ints(m, tensor):
+    """The int32 / int64 values of a constant tensor, or None."""
+    schema = _schema()
+    buf = m.buffers[tensor.buffer].data if tensor.buffer < len(m.buffers) else None
+    if buf is None or len(buf) == 0:
+        return None
+    dtype = {schema.TensorType.INT32: np.int32, schema.TensorType.INT64: np.int64}.get(tensor.type)
+    if dtype is None:
+        return None
+    return np.frombuffer(bytes(bytearray(buf)), dtype=dtype)
+
+
+def _fold_zero_pads(m, sg, adder_ops, options):
+    """Folds a PAD (zeros, spatial only) whose output only a VALID adder op reads into that op
+    (padding EXPLICIT): ZeroPadding2D before the zoo's strided layers. XNNPACK fuses the same
+    PAD into a CONV_2D; for the adder op it would be a separate pass over the input."""
+    schema = _schema()
+    pad_code = schema.BuiltinOperator.PAD
+    producer, readers = {}, collections.Counter()
+    for op in sg.operators:
+        for t in op.outputs:
+            producer[int(t)] = op
+        for t in op.inputs:
+            readers[int(t)] += 1
+    graph_outputs = {int(t) for t in sg.outputs}
+    removed = []
+    for op in adder_ops:
+        opts = options[id(op)]
+        x = int(op.inputs[0])
+        pad = producer.get(x)
+        if (opts["padding"] != "VALID" or pad is None or readers[x] != 1 or x in graph_outputs
+                or _opcode(m.operatorCodes[pad.opcodeIndex]) != pad_code or len(pad.inputs) != 2):
+            continue
+        pads = _constant_ints(m, sg.tensors[int(pad.inputs[1])])
+        if pads is None or pads.size != 8:
+            continue
+        pads = pads.reshape(4, 2)
+        if pads[0].any() or pads[3].any() or (pads < 0).any():
+            continue
+        op.inputs = [int(pad.inputs[0])] + [int(t) for t in op.inputs[1:]]
+        opts.update(padding="EXPLICIT", pad_top=int(pads[1, 0]), pad_bottom=int(pads[1, 1]),
+                    pad_left=int(pads[2, 0]), pad_right=int(pads[2, 1]))
+        removed.append(pad)
+    sg.operators = [op for op in sg.operators if not any(op is r for r in removed)]
+    return len(removed)
 
 
 def _rewrite(model_bytes, custom_op):
@@ -237,15 +290,23 @@ def _rewrite(model_bytes, custom_op):
         code.customCode = CUSTOM_OP_NAME.encode()
         code.version = 1
         adder_codes.add(i)
+    from flatbuffers import flexbuffers
+
     counts = collections.Counter()
     custom_nodes = 0
     for sg in m.subgraphs:
+        adder_ops = [op for op in sg.operators or [] if op.opcodeIndex in adder_codes]
+        options = {id(op): _adder_option_dict(
+            bytes(op.customOptions) if op.customOptions is not None else None)
+            for op in adder_ops}
+        if adder_ops:
+            _fold_zero_pads(m, sg, adder_ops, options)
+        for op in adder_ops:
+            op.customOptions = list(flexbuffers.Dumps(options[id(op)]))
+            op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
         for op in sg.operators or []:
             code = m.operatorCodes[op.opcodeIndex]
             if op.opcodeIndex in adder_codes:
-                op.customOptions = list(adder_options(
-                    bytes(op.customOptions) if op.customOptions is not None else None))
-                op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
                 custom_nodes += 1
                 counts[CUSTOM_OP_NAME] += 1
             else:
