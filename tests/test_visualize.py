@@ -119,3 +119,175 @@ def test_ops_errors(tmp_path, capsys):
     (tmp_path / "run" / "flags.json").write_text(json.dumps({"model": "resnet20"}))
     code, err = cli_exit(["ops", f"--model_dir={tmp_path / 'run'}", "--xnor_pj=-1"], capsys)
     assert code == 2 and "--xnor_pj" in err
+
+
+# ------------------------------------------------------------------------ tiny runs in tmp_path
+
+CLASSES, SIZE = 3, 8
+
+
+def tiny_model(kind, seed=0):
+    """conv1 (multiply) -> bn1 -> ReLU -> conv2 (Conv2D or AdderConv2D) -> bn2 -> act1 -> pool
+    -> fc: the zoo's layer names, a few hundred weights; BN statistics set from one batch so
+    that the ANN's inference-mode activations are not all zero."""
+    import keras
+
+    from keras_pkkd.layers import AdderConv2D
+    from keras_pkkd.training.precise_bn import recalibrate_batchnorm
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    conv = AdderConv2D if kind == "adder" else keras.layers.Conv2D
+    x = conv(6, 3, padding="same", use_bias=False, name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU(name="act1")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, name="fc")(x), name=f"tiny_{kind}")
+    batch = np.random.default_rng(seed).normal(size=(16, SIZE, SIZE, 3)).astype("float32")
+    recalibrate_batchnorm(model, [batch], 1)
+    return model
+
+
+LOG_COLUMNS = ("epoch", "accuracy", "ce", "feat", "kd", "loss", "student_head_norm",
+               "teacher_accuracy", "teacher_head_norm", "val_accuracy", "val_ce", "val_feat")
+
+
+def write_log(path, epochs, method, seed):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in range(epochs):
+        acc = 0.2 + 0.1 * e + 0.01 * rng.random()
+        row = {"epoch": e, "accuracy": acc, "val_accuracy": acc - 0.05, "loss": 2 - 0.3 * e}
+        if method == "pkkd":
+            row.update(ce=1.9 - 0.3 * e, kd=0.05 + 0.01 * e, feat=2.5 / (e + 1),
+                       student_head_norm=5.7 - 0.2 * e, teacher_head_norm=5.8 - 0.2 * e,
+                       teacher_accuracy=acc + 0.1, val_ce=2.0 - 0.2 * e, val_feat=0.2 / (e + 1))
+        rows.append(row)
+    columns = [c for c in LOG_COLUMNS if c in rows[0]]
+    lines = [",".join(columns)] + [",".join(repr(r[c]) for c in columns) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Three saved runs like the trainer's (flags.json, log.csv, model.keras, teacher.keras of
+    the PKKD run) and their evaluation images (.npz, 12 per class)."""
+    root = tmp_path_factory.mktemp("runs")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(36, SIZE, SIZE, 3), dtype=np.uint8)
+    y = np.arange(36) % CLASSES
+    np.savez(root / "eval.npz", x=x, y=y)
+    runs, logs = {}, {}
+    for i, (method, kind) in enumerate((("cnn", "conv"), ("ann", "adder"), ("pkkd", "adder"))):
+        d = root / method
+        d.mkdir()
+        (d / "flags.json").write_text(json.dumps({"model": "tiny", "method": method,
+                                                  "dataset": "none",
+                                                  "eval_data": str(root / "eval.npz")}))
+        logs[method] = write_log(d / "log.csv", 3 + i, method, i)
+        tiny_model(kind, seed=i).save(d / "model.keras")
+        if method == "pkkd":
+            tiny_model("conv", seed=10).save(d / "teacher.keras")
+        runs[method] = d
+    return runs, logs, root
+
+
+# ------------------------------------------------------------------------------------ weights
+
+def test_fits_against_direct_computation():
+    from scipy import stats
+
+    from keras_pkkd.visualize import weight_histograms as w_mod
+
+    rng = np.random.default_rng(1)
+    lap = rng.laplace(0.3, 0.5, size=200_000)
+    m, b, ll = w_mod.fit_laplace(lap)
+    assert (m, b) == (pytest.approx(np.median(lap)), pytest.approx(np.mean(np.abs(lap - m))))
+    assert (m, b) == (pytest.approx(0.3, abs=0.01), pytest.approx(0.5, rel=0.01))
+    assert ll == pytest.approx(stats.laplace.logpdf(lap, m, b).sum(), rel=1e-9)
+    mu, sigma, gll = w_mod.fit_gaussian(lap)
+    assert (mu, sigma) == (pytest.approx(lap.mean()), pytest.approx(lap.std()))
+    assert gll == pytest.approx(stats.norm.logpdf(lap, mu, sigma).sum(), rel=1e-9)
+    assert ll > gll  # a Laplace sample is better fit by the Laplace
+    gauss = rng.normal(-1.0, 2.0, size=200_000)
+    assert w_mod.fit_gaussian(gauss)[2] > w_mod.fit_laplace(gauss)[2]
+    x = np.linspace(-3, 3, 7)
+    np.testing.assert_allclose(w_mod.laplace_pdf(x, 0.3, 0.5), stats.laplace.pdf(x, 0.3, 0.5))
+    np.testing.assert_allclose(w_mod.gaussian_pdf(x, -1, 2), stats.norm.pdf(x, -1, 2))
+    with pytest.raises(VisualizeError, match="all equal"):
+        w_mod.fit_laplace(np.ones(10))
+
+
+def test_weights_cli(tiny_runs, tmp_path, capsys):
+    from keras_pkkd.visualize import weight_histograms as w_mod
+    from keras_pkkd.visualize.runs import load_model_file
+
+    runs, _, _ = tiny_runs
+    result, out = run_cli(["weights", f"--model_dir={runs['pkkd']}", f"--model_dir={runs['cnn']}",
+                           "--layer=conv2", f"--output={tmp_path}"], capsys)
+    assert [f["label"] for f in result["fits"]] == ["PKKD ANN", "PKKD teacher (CNN)", "CNN"]
+    assert [f["type"] for f in result["fits"]] == ["AdderConv2D", "Conv2D", "Conv2D"]
+    assert "| PKKD ANN | conv2 | 216 |" in out
+    (png,) = result["paths"]
+    assert png.name == "weights_conv2.png"
+    assert png_size(png) == figure_pixels((w_mod.PANEL_SIZE[0] * 3, w_mod.PANEL_SIZE[1] * 2))
+    kernel = load_model_file(runs["pkkd"] / "model.keras").get_layer("conv2").kernel.numpy()
+    assert result["fits"][0]["gaussian"] == pytest.approx(w_mod.fit_gaussian(kernel))
+    assert result["fits"][0]["laplace"][:2] == pytest.approx(
+        (np.median(kernel), np.abs(kernel - np.median(kernel)).mean()), rel=1e-6)
+
+
+def test_weights_errors(tiny_runs, tmp_path, capsys):
+    runs, _, _ = tiny_runs
+    code, err = cli_exit(["weights", f"--output={tmp_path}"], capsys)
+    assert code == 2 and "--model_dir" in err
+    code, err = cli_exit(["weights", f"--model_dir={runs['cnn']}", "--layer=conv9"], capsys)
+    assert code == 1 and "no layer 'conv9'" in err
+    code, err = cli_exit(["weights", f"--model_dir={runs['cnn']}", "--layer=bn2"], capsys)
+    assert code == 1 and "has no kernel" in err
+    (tmp_path / "empty").mkdir()
+    code, err = cli_exit(["weights", f"--model_dir={tmp_path / 'empty'}"], capsys)
+    assert code == 1 and "model.keras not found" in err
+
+
+# ------------------------------------------------------------------------------------- curves
+
+def test_curves_cli(tiny_runs, tmp_path, capsys):
+    from keras_pkkd.visualize import training_curves as c_mod
+
+    runs, logs, _ = tiny_runs
+    result, _ = run_cli(["curves", *(f"--model_dir={runs[m]}" for m in ("cnn", "ann", "pkkd")),
+                         "--teachers", f"--output={tmp_path}"], capsys)
+    acc, parts = result["paths"]
+    assert (acc.name, parts.name) == ("curves_accuracy.png", "curves_loss_parts_pkkd.png")
+    assert png_size(acc) == figure_pixels(c_mod.ACCURACY_FIGSIZE)
+    assert png_size(parts) == figure_pixels(c_mod.PARTS_FIGSIZE)
+    assert list(result["runs"]) == ["CNN", "ANN", "PKKD ANN"]
+    for method, label in (("cnn", "CNN"), ("pkkd", "PKKD ANN")):
+        columns = result["runs"][label]
+        for column in ("accuracy", "val_accuracy", "feat"):
+            if column in logs[method][0]:
+                assert columns[column] == [(r["epoch"] + 1, pytest.approx(r[column]))
+                                           for r in logs[method]]
+    result, _ = run_cli(["curves", f"--model_dir={runs['cnn']}", f"--model_dir={runs['ann']}",
+                         "--label=a", "--label=a", f"--output={tmp_path}"], capsys)
+    assert list(result["runs"]) == ["a (cnn)", "a (ann)"] and len(result["paths"]) == 1
+
+
+def test_curves_errors(tiny_runs, tmp_path, capsys):
+    runs, _, _ = tiny_runs
+    code, err = cli_exit(["curves", f"--output={tmp_path}"], capsys)
+    assert code == 2 and "--model_dir" in err
+    code, err = cli_exit(["curves", f"--model_dir={runs['cnn']}", "--label=a", "--label=b"],
+                         capsys)
+    assert code == 2 and "2 --label for 1 --model_dir" in err
+    (tmp_path / "nolog").mkdir()
+    code, err = cli_exit(["curves", f"--model_dir={tmp_path / 'nolog'}"], capsys)
+    assert code == 1 and "log.csv not found" in err
+    (tmp_path / "nolog" / "log.csv").write_text("epoch,loss\n")
+    code, err = cli_exit(["curves", f"--model_dir={tmp_path / 'nolog'}"], capsys)
+    assert code == 1 and "no accuracy" in err

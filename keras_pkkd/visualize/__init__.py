@@ -25,26 +25,26 @@ def ops(**kwargs):
 
 
 def weights(**kwargs):
-    """keras_pkkd.visualize.weights.weights: weight histograms with Laplace / Gaussian fits."""
-    from keras_pkkd.visualize import weights as module
+    """keras_pkkd.visualize.weight_histograms.weights: weight histograms with Laplace / Gaussian fits."""
+    from keras_pkkd.visualize import weight_histograms as module
     return module.weights(**kwargs)
 
 
 def curves(**kwargs):
-    """keras_pkkd.visualize.curves.curves: accuracy curves of runs, PKKD loss parts."""
-    from keras_pkkd.visualize import curves as module
+    """keras_pkkd.visualize.training_curves.curves: accuracy curves of runs, PKKD loss parts."""
+    from keras_pkkd.visualize import training_curves as module
     return module.curves(**kwargs)
 
 
 def attribution(**kwargs):
-    """keras_pkkd.visualize.attribution.attribution: Saliency, GradCAM, GradCAM++."""
-    from keras_pkkd.visualize import attribution as module
+    """keras_pkkd.visualize.attribution_maps.attribution: Saliency, GradCAM, GradCAM++."""
+    from keras_pkkd.visualize import attribution_maps as module
     return module.attribution(**kwargs)
 
 
 def features(**kwargs):
-    """keras_pkkd.visualize.features.features: penultimate features in 2-D (Figure 1)."""
-    from keras_pkkd.visualize import features as module
+    """keras_pkkd.visualize.feature_space.features: penultimate features in 2-D (Figure 1)."""
+    from keras_pkkd.visualize import feature_space as module
     return module.features(**kwargs)
 
 

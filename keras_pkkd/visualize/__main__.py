@@ -20,7 +20,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODULES = {"ops": "ops_energy"}
+MODULES = {"ops": "ops_energy", "weights": "weight_histograms", "curves": "training_curves"}
 
 
 def _parser():
