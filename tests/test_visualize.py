@@ -291,3 +291,210 @@ def test_curves_errors(tiny_runs, tmp_path, capsys):
     (tmp_path / "nolog" / "log.csv").write_text("epoch,loss\n")
     code, err = cli_exit(["curves", f"--model_dir={tmp_path / 'nolog'}"], capsys)
     assert code == 1 and "no accuracy" in err
+
+
+# -------------------------------------------------------------------------------- attribution
+
+def normalize_per_image(a):
+    """tf-keras-vis' normalize: (a - min) / (max - min + 1e-7) per image."""
+    lo = a.min(axis=(1, 2), keepdims=True)
+    hi = a.max(axis=(1, 2), keepdims=True)
+    return (a - lo) / (hi - lo + 1e-7)
+
+
+def test_attribution_cli_and_maps_by_hand(tiny_runs, tmp_path, capsys):
+    import tensorflow as tf
+
+    from keras_pkkd.visualize import attribution_maps as a_mod
+    from keras_pkkd.visualize.runs import load_model_file
+
+    runs, _, _ = tiny_runs
+    result, _ = run_cli(["attribution", *(f"--model_dir={runs[m]}" for m in ("cnn", "ann", "pkkd")),
+                         "--teachers", "--num_images=3", "--smooth_samples=0",
+                         f"--output={tmp_path}"], capsys)
+    assert [p.name for p in result["paths"]] == ["attribution_saliency.png",
+                                                 "attribution_gradcam.png",
+                                                 "attribution_gradcampp.png"]
+    labels = [n["label"] for n in result["networks"]]
+    assert labels == ["CNN", "ANN", "PKKD ANN", "PKKD teacher (CNN)"]
+    for png in result["paths"]:
+        assert png_size(png) == figure_pixels(a_mod.figure_size(3, 4))
+    # the first of each class: images 0, 1, 2 of the .npz (labels 0, 1, 2)
+    assert result["indices"].tolist() == [0, 1, 2] and result["labels"].tolist() == [0, 1, 2]
+    x = tf.constant(result["inputs"])
+    for method, kind in (("cnn", "CNN"), ("ann", "ANN")):
+        model = load_model_file(runs[method] / "model.keras")
+        maps = result["networks"][labels.index(kind)]["maps"]
+        # vanilla saliency: max over channels of |d logit[label] / d x|
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = tf.reduce_sum(tf.gather(model(x), [0, 1, 2], axis=1, batch_dims=1))
+        grad = tape.gradient(score, x).numpy()
+        np.testing.assert_allclose(maps["saliency"],
+                                   normalize_per_image(np.abs(grad).max(axis=-1)), atol=1e-5)
+        # GradCAM at act1 (8x8 like the input: no resizing): ReLU(sum_c A_c * mean(dS/dA_c))
+        features = tf.keras.Model(model.inputs[0], [model.get_layer("act1").output,
+                                                    model.output])
+        with tf.GradientTape() as tape:
+            act, logits = features(x)
+            score = tf.reduce_sum(tf.gather(logits, [0, 1, 2], axis=1, batch_dims=1))
+        g = tape.gradient(score, act).numpy()
+        cam = np.maximum((act.numpy() * g.mean(axis=(1, 2), keepdims=True)).sum(-1), 0)
+        np.testing.assert_allclose(maps["gradcam"], normalize_per_image(cam), atol=1e-5)
+        assert maps["gradcam++"].shape == (3, SIZE, SIZE)
+        assert 0 <= maps["gradcam++"].min() and maps["gradcam++"].max() <= 1
+        probs = result["networks"][labels.index(kind)]["probs"]
+        np.testing.assert_allclose(probs, tf.nn.softmax(model(x)).numpy(), atol=1e-6)
+
+
+def test_attribution_errors(tiny_runs, tmp_path, capsys):
+    import keras
+
+    runs, _, root = tiny_runs
+    dirs = [f"--model_dir={runs['cnn']}", f"--model_dir={runs['ann']}"]
+    code, err = cli_exit(["attribution", f"--output={tmp_path}"], capsys)
+    assert code == 2 and "--model_dir" in err
+    code, err = cli_exit(["attribution", *dirs, "--num_images=0"], capsys)
+    assert code == 2 and "--num_images" in err
+    code, err = cli_exit(["attribution", *dirs, "--indices=1,x"], capsys)
+    assert code == 2 and "--indices" in err
+    code, err = cli_exit(["attribution", *dirs, "--indices=99", f"--output={tmp_path}"], capsys)
+    assert code == 1 and "beyond the 36 evaluation images" in err
+    code, err = cli_exit(["attribution", *dirs, "--layer=conv2", f"--output={tmp_path}"],
+                         capsys)
+    assert code == 1 and "AdderConv2D" in err and "act<n>" in err
+    code, err = cli_exit(["attribution", *dirs, "--layer=pool", f"--output={tmp_path}"], capsys)
+    assert code == 1 and "not a feature map" in err
+    inputs = keras.Input((SIZE, SIZE, 3))
+    other = keras.Model(inputs, keras.layers.Dense(5, name="fc")(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    other.save(tmp_path / "five.keras")
+    code, err = cli_exit(["attribution", *dirs, f"--model={tmp_path / 'five.keras'}",
+                          f"--output={tmp_path}"], capsys)
+    assert code == 1 and "mismatched networks" in err
+    code, err = cli_exit(["attribution", f"--model={tmp_path / 'five.keras'}",
+                          f"--output={tmp_path}"], capsys)
+    assert code == 1 and "--eval_data" in err
+    code, err = cli_exit(["attribution", *dirs, f"--eval_data={root / 'missing.npz'}",
+                          f"--output={tmp_path}"], capsys)
+    assert code == 1 and "missing.npz not found" in err
+    other_run = tmp_path / "other"
+    other_run.mkdir()
+    (other_run / "flags.json").write_text(json.dumps({"method": "cnn", "dataset": "none",
+                                                      "eval_data": str(tmp_path / "x.npz")}))
+    (other_run / "model.keras").write_bytes((runs["cnn"] / "model.keras").read_bytes())
+    code, err = cli_exit(["attribution", *dirs, f"--model_dir={other_run}",
+                          f"--output={tmp_path}"], capsys)
+    assert code == 1 and "evaluated on different data" in err
+
+
+def test_attribution_real_cifar10_zoo(cifar10_files, tmp_path, capsys):
+    """ResNet-20 CNN and ANN (BN statistics from 64 real training images, not trained) on real
+    CIFAR-10 test images: CAM defaults to act9, every map is finite and not flat."""
+    from keras_pkkd import models
+    from keras_pkkd.training.precise_bn import recalibrate_batchnorm
+    from keras_pkkd.visualize import attribution_maps as a_mod
+
+    import keras
+
+    from keras_pkkd.visualize.runs import load_model_file
+
+    keras.utils.set_random_seed(0)
+    train, test = cifar10_files
+    x = np.load(train)["x"][:64].astype("float32") / 255.0
+    batch = (x - np.array([0.4914, 0.4822, 0.4465])) / np.array([0.2470, 0.2435, 0.2616])
+    paths = []
+    for kind in ("conv", "adder"):
+        net = models.resnet20(kind)
+        recalibrate_batchnorm(net, [batch.astype("float32")], 1)
+        net.save(tmp_path / f"{kind}.keras")
+        paths.append(f"--model={tmp_path / f'{kind}.keras'}")
+    result, _ = run_cli(["attribution", *paths, "--dataset=cifar10", f"--eval_data={test}",
+                         "--num_images=2", "--smooth_samples=2", f"--output={tmp_path}"],
+                        capsys)
+    for net in result["networks"]:
+        assert net["layer"] == "act9"
+        for method, m in net["maps"].items():
+            assert m.shape == (2, 32, 32) and np.isfinite(m).all()
+            assert 0 <= m.min() and m.max() <= 1
+        # a gradient reaches every image (an untrained network's CAM may be all negative, and
+        # then legitimately flat after the ReLU: not checked)
+        sal = net["maps"]["saliency"]
+        assert (sal.max(axis=(1, 2)) - sal.min(axis=(1, 2)) > 0.5).all(), net["label"]
+    for path in paths:  # the CAM layer act9 is a ReLU output with positive values
+        model = load_model_file(path.split("=", 1)[1])
+        act9 = keras.Model(model.inputs[0], model.get_layer("act9").output)(result["inputs"])
+        assert np.asarray(act9).max() > 0
+    for png in result["paths"]:
+        assert png_size(png) == figure_pixels(a_mod.figure_size(2, 2))
+
+
+# ----------------------------------------------------------------------------------- features
+
+def test_pca_against_eigendecomposition():
+    from keras_pkkd.visualize.feature_space import pca_2d
+
+    rng = np.random.default_rng(3)
+    f = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6)) + 5.0
+    points, axes, explained, origin = pca_2d(f)
+    cov = np.cov(f, rowvar=False, bias=True)
+    values, vectors = np.linalg.eigh(cov)
+    top = vectors[:, ::-1][:, :2]
+    for k in range(2):  # equal up to the sign of each axis
+        sign = np.sign(top[:, k] @ axes[k])
+        np.testing.assert_allclose(points[:, k], sign * (f - f.mean(0)) @ top[:, k], atol=1e-9)
+        assert axes[k][np.argmax(np.abs(axes[k]))] > 0
+    np.testing.assert_allclose(explained, values[::-1][:2] / values.sum(), rtol=1e-9)
+    np.testing.assert_allclose(origin, -f.mean(0) @ axes.T, rtol=1e-12)
+
+
+def test_separation_by_hand():
+    from keras_pkkd.visualize.feature_space import separation
+
+    # class 0 on the x axis (radii 1 and 3), class 1 on the y axis (radii 2 and 2.5): every
+    # point lies on its class's ray (zero angle within a class) and nearest its own class mean
+    f = np.array([[1.0, 0], [3, 0], [0, 2], [0, 2.5]])
+    y = np.array([0, 0, 1, 1])
+    s = separation(f, y)
+    assert s["ncm_cosine"] == 1.0 and s["ncm_euclidean"] == 1.0
+    assert s["angle_ratio"] == float("inf")  # zero within-class angle
+    # within distance: (1 + 1 + 0.25 + 0.25) / 4; between: |(2, 0) - (0, 2.25)|
+    assert s["distance_ratio"] == pytest.approx(np.hypot(2, 2.25) / 0.625)
+    # same direction, different radius: separable by distance only
+    f = np.array([[1.0, 0.1], [1.0, -0.1], [4.0, 0.1], [4.0, -0.1]])
+    s = separation(f, y)
+    assert s["ncm_euclidean"] == 1.0 and s["ncm_cosine"] == 0.5
+
+
+def test_features_cli(tiny_runs, tmp_path, capsys):
+    import keras
+
+    from keras_pkkd.visualize import feature_space as f_mod
+    from keras_pkkd.visualize.runs import load_model_file
+
+    runs, _, _ = tiny_runs
+    result, out = run_cli(["features", *(f"--model_dir={runs[m]}" for m in ("cnn", "ann", "pkkd")),
+                           "--classes=0,2", "--per_class=5", f"--output={tmp_path}"], capsys)
+    (png,) = result["paths"]
+    assert png.name == "features_pca.png"
+    assert png_size(png) == figure_pixels(f_mod.figure_size(3))
+    assert "| PKKD ANN |" in out
+    assert sorted(result["labels"].tolist()) == [0] * 5 + [2] * 5
+    model = load_model_file(runs["ann"] / "model.keras")
+    direct = keras.Model(model.inputs[0], model.get_layer("pool").output)(result["inputs"])
+    ann = result["networks"][1]
+    np.testing.assert_allclose(ann["features"], np.asarray(direct), rtol=1e-5, atol=1e-6)
+    points, _, _, _ = f_mod.pca_2d(ann["features"])
+    np.testing.assert_allclose(ann["points"], points)
+    assert ann["separation"] == f_mod.separation(ann["features"], result["labels"])
+
+
+def test_features_errors(tiny_runs, tmp_path, capsys):
+    runs, _, _ = tiny_runs
+    code, err = cli_exit(["features", f"--model_dir={runs['cnn']}", "--classes=1"], capsys)
+    assert code == 2 and "at least 2 classes" in err
+    code, err = cli_exit(["features", f"--model_dir={runs['cnn']}", "--per_class=1"], capsys)
+    assert code == 2 and "--per_class" in err
+    code, err = cli_exit(["features", f"--model_dir={runs['cnn']}", "--classes=0,7",
+                          f"--output={tmp_path}"], capsys)
+    assert code == 1 and "--classes [7]" in err and "3 classes" in err

@@ -20,7 +20,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODULES = {"ops": "ops_energy", "weights": "weight_histograms", "curves": "training_curves"}
+MODULES = {"ops": "ops_energy", "weights": "weight_histograms", "curves": "training_curves",
+           "attribution": "attribution_maps", "features": "feature_space"}
 
 
 def _parser():
