@@ -127,8 +127,8 @@ def plot_loss_parts(label, columns, png_path):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
+        if ax.lines:  # below the axes: the curves fill every corner
+            ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     return save(fig, png_path)
 
