@@ -119,6 +119,20 @@ def test_ops_errors(tmp_path, capsys):
     (tmp_path / "run" / "flags.json").write_text(json.dumps({"model": "resnet20"}))
     code, err = cli_exit(["ops", f"--model_dir={tmp_path / 'run'}", "--xnor_pj=-1"], capsys)
     assert code == 2 and "--xnor_pj" in err
+    (tmp_path / "tiny").mkdir()
+    tiny_model("conv").save(tmp_path / "tiny" / "model.keras")
+    code, err = cli_exit(["ops", f"--model_dir={tmp_path / 'tiny'}"], capsys)
+    assert code == 1 and "cannot tell which zoo architecture" in err
+
+
+def test_ops_model_dir_of_a_run(tmp_path, capsys):
+    """A run's flags.json names the architecture (model.keras not written yet)."""
+    (tmp_path / "flags.json").write_text(json.dumps({"model": "resnet20", "method": "pkkd"}))
+    result, out = run_cli(["ops", f"--model_dir={tmp_path}", "--dtype=float16",
+                           f"--output={tmp_path}"], capsys)
+    assert result["paths"][0].name == "ops_resnet20_float16.png"
+    cnn = result["rows"][0]
+    assert cnn["energy_pj"]["total"] == pytest.approx(40_813_184 * 1.1 + 40_813_194 * 0.4)
 
 
 # ------------------------------------------------------------------------ tiny runs in tmp_path

@@ -25,7 +25,7 @@ def ops(**kwargs):
 
 
 def weights(**kwargs):
-    """keras_pkkd.visualize.weight_histograms.weights: weight histograms with Laplace / Gaussian fits."""
+    """keras_pkkd.visualize.weight_histograms.weights: histograms, Laplace / Gaussian fits."""
     from keras_pkkd.visualize import weight_histograms as module
     return module.weights(**kwargs)
 

@@ -188,8 +188,9 @@ def features(model_dirs=(), model_files=(), output=".", classes=(0, 1, 2), per_c
         dataset, eval_data, data_dir: the images (default: the runs' evaluation data).
 
     Returns:
-        dict: "paths", "labels", "inputs" (the normalized images), "networks" (per network: label, dim, features (N, D), points
-        (N, 2), axes (2, D), explained (2,), origin (2,), separation (separation's dict)).
+        dict: "paths", "labels", "inputs" (the normalized images), "networks" (per network:
+        label, dim, features (N, D), points (N, 2), axes (2, D), explained (2,), origin (2,),
+        separation (separation's dict)).
 
     Raises:
         VisualizeError: missing inputs, mismatched networks or data, unknown classes.

@@ -26,8 +26,7 @@ import pathlib
 
 import numpy as np
 
-from keras_pkkd.visualize.runs import DPI, VisualizeError, load_model_file, load_run, progress, \
-    save
+from keras_pkkd.visualize.runs import VisualizeError, load_model_file, load_run, progress, save
 
 # (multiply, add) in pJ per operation at 45 nm, Horowitz ISSCC 2014.
 HOROWITZ_PJ = {"float32": (3.7, 0.9), "float16": (1.1, 0.4), "int32": (3.1, 0.1),
