@@ -44,24 +44,5 @@ struct Vec {
 
 #include "adder_core_impl.h"
 
-namespace pkkd {
-void ForwardAvx2(const AdderGeometry& g, const float* x, const float* w, float* y,
-                 const ParallelFor& pf) {
-  avx2::Forward(g, x, w, y, pf);
-}
-int64_t PackedFilterFloatsAvx2(const AdderGeometry& g) { return avx2::PackedFilterFloats(g); }
-int64_t PackedSumFloatsAvx2(const AdderGeometry& g) { return avx2::PackedSumFloats(g); }
-void PackFilterAvx2(const AdderGeometry& g, const float* w, float* wp, float* wsum,
-                  const ParallelFor& pf) {
-  avx2::PackForwardFilter(g, w, wp, wsum, pf);
-}
-void ForwardPackedAvx2(const AdderGeometry& g, const float* x, const float* wp,
-                     const float* wsum, float* y, const ParallelFor& pf) {
-  avx2::ForwardPacked(g, x, wp, wsum, y, pf);
-}
-void BackpropInputAvx2(const AdderGeometry& g, const float* x, const float* w,
-                       const float* dy, float* dx, const ParallelFor& pf) {
-  avx2::BackpropInput(g, x, w, dy, dx, pf);
-}
-}  // namespace pkkd
+PKKD_DEFINE_ENTRY_POINTS(Avx2, avx2)
 #endif  // __x86_64__

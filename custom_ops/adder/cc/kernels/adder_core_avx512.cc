@@ -50,24 +50,5 @@ struct Vec {
 
 #include "adder_core_impl.h"
 
-namespace pkkd {
-void ForwardAvx512(const AdderGeometry& g, const float* x, const float* w, float* y,
-                   const ParallelFor& pf) {
-  avx512::Forward(g, x, w, y, pf);
-}
-int64_t PackedFilterFloatsAvx512(const AdderGeometry& g) { return avx512::PackedFilterFloats(g); }
-int64_t PackedSumFloatsAvx512(const AdderGeometry& g) { return avx512::PackedSumFloats(g); }
-void PackFilterAvx512(const AdderGeometry& g, const float* w, float* wp, float* wsum,
-                  const ParallelFor& pf) {
-  avx512::PackForwardFilter(g, w, wp, wsum, pf);
-}
-void ForwardPackedAvx512(const AdderGeometry& g, const float* x, const float* wp,
-                     const float* wsum, float* y, const ParallelFor& pf) {
-  avx512::ForwardPacked(g, x, wp, wsum, y, pf);
-}
-void BackpropInputAvx512(const AdderGeometry& g, const float* x, const float* w,
-                         const float* dy, float* dx, const ParallelFor& pf) {
-  avx512::BackpropInput(g, x, w, dy, dx, pf);
-}
-}  // namespace pkkd
+PKKD_DEFINE_ENTRY_POINTS(Avx512, avx512)
 #endif  // __x86_64__

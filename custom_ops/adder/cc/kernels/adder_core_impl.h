@@ -620,3 +620,29 @@ inline void BackpropInput(const AdderGeometry& g, const float* x, const float* w
 
 }  // namespace PKKD_ISA_NAMESPACE
 }  // namespace pkkd
+
+// The version's entry points, named with its suffix (declared in adder_core.cc): each ISA file
+// says PKKD_DEFINE_ENTRY_POINTS(Avx2, avx2) after including this file.
+#ifndef PKKD_DEFINE_ENTRY_POINTS
+#define PKKD_DEFINE_ENTRY_POINTS(S, NS)                                                        \
+  namespace pkkd {                                                                           \
+  void Forward##S(const AdderGeometry& g, const float* x, const float* w, float* y,          \
+                  const ParallelFor& pf) {                                                   \
+    NS::Forward(g, x, w, y, pf);                                                             \
+  }                                                                                          \
+  int64_t PackedFilterFloats##S(const AdderGeometry& g) { return NS::PackedFilterFloats(g); } \
+  int64_t PackedSumFloats##S(const AdderGeometry& g) { return NS::PackedSumFloats(g); }       \
+  void PackFilter##S(const AdderGeometry& g, const float* w, float* wp, float* wsum,         \
+                     const ParallelFor& pf) {                                                \
+    NS::PackForwardFilter(g, w, wp, wsum, pf);                                               \
+  }                                                                                          \
+  void ForwardPacked##S(const AdderGeometry& g, const float* x, const float* wp,             \
+                        const float* wsum, float* y, const ParallelFor& pf) {                \
+    NS::ForwardPacked(g, x, wp, wsum, y, pf);                                                \
+  }                                                                                          \
+  void BackpropInput##S(const AdderGeometry& g, const float* x, const float* w,              \
+                        const float* dy, float* dx, const ParallelFor& pf) {                 \
+    NS::BackpropInput(g, x, w, dy, dx, pf);                                                  \
+  }                                                                                          \
+  }  // namespace pkkd
+#endif

@@ -70,24 +70,5 @@ struct Vec {
 #pragma GCC pop_options
 #endif
 
-namespace pkkd {
-void ForwardNeon(const AdderGeometry& g, const float* x, const float* w, float* y,
-                 const ParallelFor& pf) {
-  neon::Forward(g, x, w, y, pf);
-}
-int64_t PackedFilterFloatsNeon(const AdderGeometry& g) { return neon::PackedFilterFloats(g); }
-int64_t PackedSumFloatsNeon(const AdderGeometry& g) { return neon::PackedSumFloats(g); }
-void PackFilterNeon(const AdderGeometry& g, const float* w, float* wp, float* wsum,
-                  const ParallelFor& pf) {
-  neon::PackForwardFilter(g, w, wp, wsum, pf);
-}
-void ForwardPackedNeon(const AdderGeometry& g, const float* x, const float* wp,
-                     const float* wsum, float* y, const ParallelFor& pf) {
-  neon::ForwardPacked(g, x, wp, wsum, y, pf);
-}
-void BackpropInputNeon(const AdderGeometry& g, const float* x, const float* w,
-                       const float* dy, float* dx, const ParallelFor& pf) {
-  neon::BackpropInput(g, x, w, dy, dx, pf);
-}
-}  // namespace pkkd
+PKKD_DEFINE_ENTRY_POINTS(Neon, neon)
 #endif  // __aarch64__

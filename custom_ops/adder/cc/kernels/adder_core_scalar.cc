@@ -31,23 +31,4 @@ struct Vec {
 
 #include "adder_core_impl.h"
 
-namespace pkkd {
-void ForwardScalar(const AdderGeometry& g, const float* x, const float* w, float* y,
-                   const ParallelFor& pf) {
-  scalar::Forward(g, x, w, y, pf);
-}
-int64_t PackedFilterFloatsScalar(const AdderGeometry& g) { return scalar::PackedFilterFloats(g); }
-int64_t PackedSumFloatsScalar(const AdderGeometry& g) { return scalar::PackedSumFloats(g); }
-void PackFilterScalar(const AdderGeometry& g, const float* w, float* wp, float* wsum,
-                  const ParallelFor& pf) {
-  scalar::PackForwardFilter(g, w, wp, wsum, pf);
-}
-void ForwardPackedScalar(const AdderGeometry& g, const float* x, const float* wp,
-                     const float* wsum, float* y, const ParallelFor& pf) {
-  scalar::ForwardPacked(g, x, wp, wsum, y, pf);
-}
-void BackpropInputScalar(const AdderGeometry& g, const float* x, const float* w,
-                         const float* dy, float* dx, const ParallelFor& pf) {
-  scalar::BackpropInput(g, x, w, dy, dx, pf);
-}
-}  // namespace pkkd
+PKKD_DEFINE_ENTRY_POINTS(Scalar, scalar)
