@@ -20,8 +20,9 @@ import warnings
 
 import numpy as np
 
-from keras_pkkd.visualize.runs import VisualizeError, check_same_io, class_name, \
-    collect_networks, eval_source, progress, save
+from keras_pkkd.visualize.runs import VisualizeError, add_data_arguments, \
+    add_network_arguments, check_same_io, class_name, collect_networks, eval_source, int_list, \
+    progress, save
 
 METHODS = (("saliency", "Saliency (SmoothGrad)"), ("gradcam", "GradCAM"),
            ("gradcam++", "GradCAM++"))
@@ -238,34 +239,10 @@ def attribution(model_dirs=(), model_files=(), output=".", num_images=4, indices
     return {"paths": paths, "indices": idx, "labels": labels, "inputs": x, "networks": results}
 
 
-def int_list(text):
-    """argparse type: "3,1,4" -> [3, 1, 4] (integers >= 0)."""
-    import argparse
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"need integers >= 0: {text!r}")
-    return values
-
-
-def add_data_arguments(p):
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012", "none"],
-                   help="images from this dataset (default: the runs' evaluation data)")
-    p.add_argument("--eval_data", help="images from this .npz file or image folder")
-    p.add_argument("--data_dir", help="tensorflow-datasets data_dir")
-
-
 def add_parser(subparsers):
     p = subparsers.add_parser("attribution", help="Saliency, GradCAM, GradCAM++ (tf-keras-vis)",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--model_dir", action="append", default=[],
-                   help="a training run (repeatable): e.g. a cnn, an ann and a pkkd run")
-    p.add_argument("--model", action="append", default=[], help="a saved .keras network "
-                                                                 "(repeatable)")
+    add_network_arguments(p, "a training run (repeatable): e.g. a cnn, an ann and a pkkd run")
     p.add_argument("--teachers", action="store_true", help="also the teachers of KD runs")
     p.add_argument("--num_images", type=int, default=4,
                    help="images (the first of each class in turn; default 4)")

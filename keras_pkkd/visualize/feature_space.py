@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 
-from keras_pkkd.visualize.attribution_maps import add_data_arguments, int_list
-from keras_pkkd.visualize.runs import VisualizeError, check_same_io, class_name, \
-    collect_networks, eval_source, progress, save
+from keras_pkkd.visualize.runs import VisualizeError, add_data_arguments, \
+    add_network_arguments, check_same_io, class_name, collect_networks, eval_source, int_list, \
+    progress, save
 
 PANEL = 5.0  # inches per network
 BATCH = 128
@@ -227,10 +227,7 @@ def format_separation(results):
 def add_parser(subparsers):
     p = subparsers.add_parser("features", help="penultimate features in 2-D (Figure 1)",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--model_dir", action="append", default=[],
-                   help="a training run (repeatable): e.g. a cnn, an ann and a pkkd run")
-    p.add_argument("--model", action="append", default=[], help="a saved .keras network "
-                                                                 "(repeatable)")
+    add_network_arguments(p, "a training run (repeatable): e.g. a cnn, an ann and a pkkd run")
     p.add_argument("--teachers", action="store_true", help="also the teachers of KD runs")
     p.add_argument("--classes", type=int_list, default=[0, 1, 2],
                    help="comma-separated class ids (default 0,1,2)")

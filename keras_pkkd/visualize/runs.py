@@ -231,3 +231,34 @@ def save(fig, path):
 
 
 DPI = 100
+
+
+# ---- command-line helpers shared by the subcommands
+
+
+def int_list(text):
+    """argparse type: "3,1,4" -> [3, 1, 4] (integers >= 0)."""
+    import argparse
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"need integers >= 0: {text!r}")
+    return values
+
+
+def add_data_arguments(p):
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012", "none"],
+                   help="images from this dataset (default: the runs' evaluation data)")
+    p.add_argument("--eval_data", help="images from this .npz file or image folder")
+    p.add_argument("--data_dir", help="tensorflow-datasets data_dir")
+
+
+def add_network_arguments(p, model_dir_help):
+    """--model_dir / --model, both repeatable."""
+    p.add_argument("--model_dir", action="append", default=[], help=model_dir_help)
+    p.add_argument("--model", action="append", default=[],
+                   help="a saved .keras network (repeatable)")

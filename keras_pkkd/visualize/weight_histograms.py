@@ -19,7 +19,8 @@ import pathlib
 
 import numpy as np
 
-from keras_pkkd.visualize.runs import VisualizeError, collect_networks, kind_of, progress, save
+from keras_pkkd.visualize.runs import VisualizeError, add_network_arguments, collect_networks, \
+    kind_of, progress, save
 
 PANEL_SIZE = (5.0, 3.6)  # inches per network: histogram on a linear and on a log density scale
 
@@ -163,10 +164,8 @@ def format_fits(fits):
 def add_parser(subparsers):
     p = subparsers.add_parser("weights", help="weight histograms with Laplace / Gaussian fits",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--model_dir", action="append", default=[],
-                   help="a training run (repeatable); a KD run gives its ANN and its teacher")
-    p.add_argument("--model", action="append", default=[], help="a saved .keras network "
-                                                                 "(repeatable)")
+    add_network_arguments(p, "a training run (repeatable); a KD run gives its ANN and its "
+                             "teacher")
     p.add_argument("--layer", help="layer name (default: the middle intermediate convolution, "
                                    "e.g. conv12 of ResNet-20)")
     p.add_argument("--no_teachers", action="store_true",
