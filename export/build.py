@@ -28,7 +28,8 @@ X86_ISA_FLAGS = {
     "adder_core_avx2.cc": ["-mavx2", "-mfma"],
     "adder_core_avx512.cc": ["-mavx512f", "-mavx512dq", "-mavx2", "-mfma"],
 }
-DELEGATE_SOURCES = ["adder_options.cc", "adder_kernel.cc", "thread_pool.cc", "adder_delegate.cc"]
+DELEGATE_SOURCES = ["adder_options.cc", "adder_int8.cc", "adder_kernel.cc", "thread_pool.cc",
+                    "adder_delegate.cc"]
 
 
 def target_arch(cxx):

@@ -59,3 +59,47 @@ def gradients(x, w, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
                                            np.clip(w[None] - win[..., None], -1, 1))
     dx = dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2], :]
     return dx, dw
+
+
+# --------------------------------------------------------------------------------------------
+# int8 adder convolution (the scheme of export/tflite/adder_int8.h), exact integer arithmetic.
+
+
+def requant_multiplier(input_scale, output_scale):
+    """(multiplier, shift) with multiplier * 2^-shift = input_scale / output_scale, the
+    multiplier a 31-bit integer rounded half up from the double ratio's mantissa."""
+    ratio = float(input_scale) / float(output_scale)
+    fraction, exponent = np.frexp(ratio)
+    multiplier = int(np.floor(fraction * 2.0 ** 31 + 0.5))
+    if multiplier == 2 ** 31:
+        multiplier //= 2
+        exponent += 1
+    return multiplier, 31 - int(exponent)
+
+
+def forward_int8(x_q, w_q, bias, input_scale, input_zero_point, output_scale,
+                 output_zero_point, strides=(1, 1), padding="VALID", dilations=(1, 1),
+                 explicit_pads=None):
+    """int8 y of the int8 adder op. explicit_pads: (top, bottom, left, right) zero rows /
+    columns (padding EXPLICIT), which read the input's zero point like SAME padding's."""
+    x = np.asarray(x_q, np.int64)
+    w = np.asarray(w_q, np.int64)
+    if explicit_pads is not None:
+        t, b, l, r = explicit_pads
+        x = np.pad(x, [(0, 0), (t, b), (l, r), (0, 0)], constant_values=input_zero_point)
+        padding = "VALID"
+    n, h, wd, c = x.shape
+    kh, kw = w.shape[:2]
+    oh, pt, pb = _padding(h, kh, strides[0], dilations[0], padding)
+    ow, pl, pr = _padding(wd, kw, strides[1], dilations[1], padding)
+    xp = np.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)], constant_values=input_zero_point)
+    acc = np.zeros((n, oh, ow, w.shape[3]), np.int64)
+    for p in range(oh):
+        for q in range(ow):
+            win = xp[:, p * strides[0]:p * strides[0] + (kh - 1) * dilations[0] + 1:dilations[0],
+                     q * strides[1]:q * strides[1] + (kw - 1) * dilations[1] + 1:dilations[1], :]
+            acc[:, p, q, :] = np.abs(win[..., None] - w[None]).sum(axis=(1, 2, 3))
+    acc += np.asarray(bias, np.int64)
+    multiplier, shift = requant_multiplier(input_scale, output_scale)
+    rounded = (acc * multiplier + (1 << (shift - 1))) >> shift
+    return np.clip(output_zero_point - rounded, -128, 127).astype(np.int8)

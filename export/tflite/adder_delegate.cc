@@ -17,6 +17,8 @@
 //                             TfLiteContext::recommended_num_threads, at least 1)
 //       expect_tensors=N      the model's tensor count: checked (layout check)
 //       expect_adder_nodes=M  the model's AdderConv2D node count: checked (layout check)
+//       one_node_partitions=1 every adder node its own partition (all tensors in the arena:
+//                             keras_pkkd's int8 calibration reads them)
 //   tflite_plugin_destroy_delegate(delegate)
 // and, for JNI / C callers, pkkd_adder_delegate_create(num_threads) / _destroy.
 #include <algorithm>
@@ -45,6 +47,9 @@ struct AdderDelegate {
   TfLiteDelegate base;  // first member: the runtime sees a TfLiteDelegate*
   int num_threads = 0;  // 0: the interpreter's
   int64_t expect_tensors = -1, expect_adder_nodes = -1;
+  // Every adder node its own partition, so that every tensor is in the runtime's arena
+  // (int8 calibration reads them all).
+  bool one_node_partitions = false;
   ThreadPool pool;
 };
 
@@ -57,7 +62,7 @@ struct Partition {
     AdderNode* kernel = nullptr;
     std::vector<int> inputs, outputs;
     bool internal_output = false;  // consumed only inside the partition: kept in `buffer`
-    std::vector<float> buffer;
+    std::vector<float> buffer;     // float32 or int8 elements (a float vector for alignment)
   };
   std::vector<Entry> entries;
   ~Partition() {
@@ -99,7 +104,7 @@ TfLiteStatus LayoutFail(TfLiteContext* context, const std::string& what) {
 }
 
 // Checks what can be checked of the structure layout against the runtime's data: the tensor
-// table (type, rank, dims and byte size of every float32 / int32 tensor agree), the model's
+// table (type, rank, dims and byte size of every float32 / int32 / int8 tensor agree), the model's
 // counts when the caller passed them, and each adder node's fields.
 TfLiteStatus LayoutCheck(TfLiteContext* context, AdderDelegate* delegate,
                          const std::vector<int>& adder_nodes) {
@@ -120,14 +125,14 @@ TfLiteStatus LayoutCheck(TfLiteContext* context, AdderDelegate* delegate,
     // Arena tensors: the runtime sized them from their dims itself (constant tensors carry
     // their buffer's size, which a corrupt model may contradict).
     if (t.dims == nullptr || t.allocation_type != kTfLiteArenaRw ||
-        (t.type != kTfLiteFloat32 && t.type != kTfLiteInt32)) {
+        (t.type != kTfLiteFloat32 && t.type != kTfLiteInt32 && t.type != kTfLiteInt8)) {
       continue;
     }
     if (t.dims->size < 0 || t.dims->size > 16) {
       return LayoutFail(context, "tensor " + std::to_string(i) + " has rank " +
                                      std::to_string(t.dims->size));
     }
-    size_t n = 4;
+    size_t n = t.type == kTfLiteInt8 ? 1 : 4;
     bool known = true;
     for (int d = 0; d < t.dims->size; ++d) {
       if (t.dims->data[d] < 0) known = false;
@@ -142,7 +147,7 @@ TfLiteStatus LayoutCheck(TfLiteContext* context, AdderDelegate* delegate,
     ++checked;
   }
   if (context->tensors_size > 0 && checked == 0) {
-    return LayoutFail(context, "no float32 / int32 arena tensor with a shape was found");
+    return LayoutFail(context, "no float32 / int32 / int8 arena tensor with a shape was found");
   }
   if (delegate->expect_adder_nodes >= 0 &&
       static_cast<int64_t>(adder_nodes.size()) != delegate->expect_adder_nodes) {
@@ -208,7 +213,9 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
     if (AdderPrepare(context, e.kernel, in.get(), out.get()) != kTfLiteOk) return kTfLiteError;
     if (e.internal_output) {
       const AdderGeometry& g = e.kernel->geometry;
-      e.buffer.resize(static_cast<size_t>(g.batch * g.out_h * g.out_w * g.out_c));
+      const size_t bytes = static_cast<size_t>(g.batch * g.out_h * g.out_w * g.out_c) *
+                           static_cast<size_t>(AdderElementBytes(e.kernel));
+      e.buffer.resize((bytes + sizeof(float) - 1) / sizeof(float));
     }
   }
   p->delegate->pool.Resize(Threads(context, p->delegate));
@@ -219,13 +226,13 @@ TfLiteStatus PartitionInvoke(TfLiteContext* context, TfLiteNode* node) {
   auto* p = static_cast<Partition*>(node->user_data);
   for (auto& e : p->entries) {
     // An input produced inside the partition lives in its producer's buffer.
-    const float* x_data = nullptr;
+    const void* x_data = nullptr;
     for (const auto& producer : p->entries) {
       if (producer.internal_output && producer.outputs[0] == e.kernel->input) {
         x_data = producer.buffer.data();
       }
     }
-    float* y_data = e.internal_output ? e.buffer.data() : nullptr;
+    void* y_data = e.internal_output ? e.buffer.data() : nullptr;
     if (AdderEval(context, e.kernel, &p->delegate->pool, x_data, y_data) != kTfLiteOk) {
       return kTfLiteError;
     }
@@ -252,10 +259,10 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* base) {
                                      " has an implausible builtin code");
     }
     if (IsAdderNode(reg)) {
-      if (reg->version != 1) {
+      if (reg->version != 1 && reg->version != 2) {
         context->ReportError(context,
                              "AdderConv2D: operator version %d is not supported (this "
-                             "delegate runs version 1)",
+                             "delegate runs version 1, float32, and 2, int8)",
                              reg->version);
         return kTfLiteError;
       }
@@ -274,6 +281,16 @@ TfLiteStatus DelegatePrepare(TfLiteContext* context, TfLiteDelegate* base) {
   reg.builtin_code = kPkkdBuiltinCustom;
   reg.custom_name = "KerasPkkdAdderDelegate";
   reg.version = 1;
+  if (delegate->one_node_partitions) {
+    for (int index : adder_nodes) {
+      const IntArray one({index});
+      if (context->ReplaceNodeSubsetsWithDelegateKernels(context, reg, one.get(), base) !=
+          kTfLiteOk) {
+        return kTfLiteError;
+      }
+    }
+    return kTfLiteOk;
+  }
   const IntArray nodes(adder_nodes);
   return context->ReplaceNodeSubsetsWithDelegateKernels(context, reg, nodes.get(), base);
 }
@@ -328,21 +345,59 @@ PKKD_EXPORT int pkkd_adder_parse_options(const uint8_t* data, size_t size, int64
   return 1;
 }
 
+// For tests: the int8 compute (adder_int8.h) on one version. geometry: batch, in_h, in_w, in_c,
+// k_h, k_w, out_c, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, out_h, out_w.
+// isa: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon. Returns 0 on success, 1 when the version
+// cannot run here, 2 with bad quantization parameters (message in err).
+PKKD_EXPORT int pkkd_adder_int8_forward(int isa, const int64_t* geometry, const int8_t* x,
+                                        const int8_t* w, const int32_t* bias, double input_scale,
+                                        int input_zero_point, double output_scale,
+                                        int output_zero_point, int num_threads, int8_t* y,
+                                        char* err, size_t err_len) {
+  pkkd::AdderGeometry g;
+  int64_t* fields[] = {&g.batch,  &g.in_h,   &g.in_w,     &g.in_c,     &g.k_h,
+                       &g.k_w,    &g.out_c,  &g.stride_h, &g.stride_w, &g.dil_h,
+                       &g.dil_w,  &g.pad_top, &g.pad_left, &g.out_h,    &g.out_w};
+  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); ++i) *fields[i] = geometry[i];
+  pkkd::AdderInt8Requant rq;
+  std::string error;
+  if (!pkkd::AdderInt8Requant::FromScales(input_scale, input_zero_point, output_scale,
+                                          output_zero_point, &rq, &error)) {
+    if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", error.c_str());
+    return 2;
+  }
+  pkkd::AdderInt8Filter packed;
+  if (!pkkd::AdderInt8PackFilter(g, w, static_cast<pkkd::Int8Isa>(isa), &packed)) return 1;
+  pkkd::ThreadPool pool;
+  pool.Resize(num_threads);
+  pkkd::ParallelFor pf = [&pool](int64_t total, int64_t cost,
+                                 const std::function<void(int64_t, int64_t)>& fn) {
+    pool.ParallelFor(total, cost, fn);
+  };
+  return pkkd::AdderInt8Forward(g, x, packed, bias, rq, y, pf) ? 0 : 1;
+}
+
+// The int8 version Int8BestIsa picks here: "avx512", "avx2", "neon" or "scalar".
+PKKD_EXPORT const char* pkkd_adder_int8_isa() {
+  return pkkd::Int8IsaName(pkkd::Int8BestIsa());
+}
+
 PKKD_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(const char* const* keys,
                                                           const char* const* values,
                                                           size_t num_options,
                                                           void (*report_error)(const char*)) {
-  int64_t num_threads = 0, expect_tensors = -1, expect_nodes = -1;
+  int64_t num_threads = 0, expect_tensors = -1, expect_nodes = -1, one_node = 0;
   for (size_t i = 0; i < num_options; ++i) {
     const std::string key = keys[i] ? keys[i] : "";
     int64_t* target = key == "num_threads"          ? &num_threads
                       : key == "expect_tensors"     ? &expect_tensors
                       : key == "expect_adder_nodes" ? &expect_nodes
+                      : key == "one_node_partitions" ? &one_node
                                                     : nullptr;
     const std::string msg =
         target == nullptr
             ? "keras_pkkd AdderConv2D delegate: unknown option '" + key +
-                  "' (known: num_threads, expect_tensors, expect_adder_nodes)"
+                  "' (known: num_threads, expect_tensors, expect_adder_nodes, one_node_partitions)"
             : "keras_pkkd AdderConv2D delegate: option '" + key +
                   "' must be a non-negative integer, got '" + (values[i] ? values[i] : "") + "'";
     if (target == nullptr || !pkkd::ParseInt(values[i], 0, 1 << 30, target)) {
@@ -354,6 +409,7 @@ PKKD_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(const char* const* key
   pkkd::AdderDelegate* d = pkkd::FromBase(base);
   d->expect_tensors = expect_tensors;
   d->expect_adder_nodes = expect_nodes;
+  d->one_node_partitions = one_node != 0;
   return base;
 }
 

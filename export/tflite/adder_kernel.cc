@@ -1,5 +1,6 @@
 #include "adder_kernel.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -31,12 +32,18 @@ TfLiteTensor* TensorAt(TfLiteContext* context, int index) {
   return &context->tensors[index];
 }
 
-// A float32 tensor of rank 4 with positive dimensions and consistent byte size.
-bool CheckFloat4D(TfLiteContext* context, const TfLiteTensor* t, const char* what,
-                  int64_t* elements) {
-  if (t->type != kTfLiteFloat32) {
-    Fail(context, std::string(what) + " must be float32 (TfLiteType 1), got type " +
-                      std::to_string(static_cast<int>(t->type)));
+const char* TypeName(int type) {
+  return type == kTfLiteFloat32 ? "float32" : type == kTfLiteInt8 ? "int8"
+                                            : type == kTfLiteInt32 ? "int32" : "another type";
+}
+
+// A tensor of `type` and rank 4 with positive dimensions and consistent byte size.
+bool Check4D(TfLiteContext* context, const TfLiteTensor* t, const char* what, int type,
+             int64_t* elements) {
+  if (t->type != type) {
+    Fail(context, std::string(what) + " must be " + TypeName(type) + " (TfLiteType " +
+                      std::to_string(type) + "), got type " +
+                      std::to_string(static_cast<int>(t->type)) + " (" + TypeName(t->type) + ")");
     return false;
   }
   if (t->dims == nullptr || t->dims->size != 4) {
@@ -59,6 +66,94 @@ bool CheckFloat4D(TfLiteContext* context, const TfLiteTensor* t, const char* wha
   return true;
 }
 
+bool IsConstant(const TfLiteTensor* t) {
+  return t->allocation_type == kTfLiteMmapRo || t->allocation_type == kTfLitePersistentRo;
+}
+
+// The per-tensor scale and zero point of an int8 tensor.
+bool PerTensorQuantization(TfLiteContext* context, const TfLiteTensor* t, const char* what,
+                           double* scale, int* zero_point) {
+  if (t->quantization.type != kTfLiteAffineQuantization || t->quantization.params == nullptr) {
+    Fail(context, std::string(what) + " has no quantization parameters (an int8 AdderConv2D "
+                  "needs a per-tensor scale and zero point)");
+    return false;
+  }
+  const auto* affine = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
+  if (affine->scale == nullptr || affine->zero_point == nullptr || affine->scale->size != 1 ||
+      affine->zero_point->size != 1) {
+    Fail(context, std::string(what) + " has " +
+                      std::to_string(affine->scale ? affine->scale->size : 0) +
+                      " scales: only per-tensor quantization (one scale and zero point) is "
+                      "supported");
+    return false;
+  }
+  *scale = affine->scale->data[0];
+  *zero_point = affine->zero_point->data[0];
+  if (!(*scale > 0) || !std::isfinite(*scale)) {
+    Fail(context, std::string(what) + " has the scale " + std::to_string(*scale) +
+                      ": scales must be positive and finite");
+    return false;
+  }
+  if (*zero_point < -128 || *zero_point > 127) {
+    Fail(context, std::string(what) + " has the zero point " + std::to_string(*zero_point) +
+                      ", outside the int8 range [-128, 127]");
+    return false;
+  }
+  return true;
+}
+
+// The int8 half of AdderPrepare: bias, quantization parameters, requantization, packing.
+TfLiteStatus PrepareInt8(TfLiteContext* context, AdderNode* node, const TfLiteTensor* x,
+                         const TfLiteTensor* w, const TfLiteTensor* b, const TfLiteTensor* y,
+                         const AdderGeometry& g) {
+  if (y->type != kTfLiteInt8) {
+    return Fail(context, std::string("output must be int8 like the input, got type ") +
+                             std::to_string(static_cast<int>(y->type)) + " (" +
+                             TypeName(y->type) + ")");
+  }
+  if (!IsConstant(w) || w->data.raw == nullptr) {
+    return Fail(context, "the int8 filter must be a constant tensor");
+  }
+  if (b->type != kTfLiteInt32 || b->dims == nullptr || b->dims->size != 1 ||
+      b->dims->data[0] != g.out_c || b->bytes != static_cast<size_t>(g.out_c) * 4 ||
+      !IsConstant(b) || b->data.raw == nullptr) {
+    return Fail(context, "the bias must be a constant int32 tensor of shape [" +
+                             std::to_string(g.out_c) + "], got type " +
+                             std::to_string(static_cast<int>(b->type)) + " (" +
+                             TypeName(b->type) + ") shape " + Shape(b->dims));
+  }
+  double sx, sw, sy;
+  int zx, zw, zy;
+  if (!PerTensorQuantization(context, x, "input x", &sx, &zx) ||
+      !PerTensorQuantization(context, w, "filter", &sw, &zw) ||
+      !PerTensorQuantization(context, y, "output", &sy, &zy)) {
+    return kTfLiteError;
+  }
+  if (sw != sx || zw != zx) {
+    return Fail(context, "the filter's quantization (scale " + std::to_string(sw) +
+                             ", zero point " + std::to_string(zw) +
+                             ") must equal the input's (scale " + std::to_string(sx) +
+                             ", zero point " + std::to_string(zx) +
+                             "): an L1 distance needs both operands on one grid");
+  }
+  // Sums of |q_x - q_w| (< 256 each) stay below 2^31.
+  if (g.k_h * g.k_w * g.in_c > (int64_t{1} << 23)) {
+    return Fail(context, "the filter window k_h * k_w * C is too large for int32 sums");
+  }
+  std::string error;
+  if (!AdderInt8Requant::FromScales(sx, zx, sy, zy, &node->requant, &error)) {
+    return Fail(context, "int8 requantization: " + error);
+  }
+  if (node->packed_from != w->data.raw || node->packed8.out_c != g.out_c ||
+      node->packed8.k_h != g.k_h || node->packed8.k_w != g.k_w || node->packed8.in_c != g.in_c) {
+    if (!AdderInt8PackFilter(g, w->data.int8, Int8Isa::kAuto, &node->packed8)) {
+      return Fail(context, "packing the int8 filter failed");
+    }
+    node->packed_from = w->data.raw;
+  }
+  return kTfLiteOk;
+}
+
 }  // namespace
 
 AdderNode* AdderInit(const void* buffer, size_t length) {
@@ -76,30 +171,41 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
                           const TfLiteIntArray* outputs) {
   if (node == nullptr) return Fail(context, "no kernel state (Init failed)");
   if (!node->init_error.empty()) return Fail(context, node->init_error);
-  if (inputs == nullptr || inputs->size != 2) {
-    return Fail(context, "takes 2 inputs (x, filter), got " +
-                             std::to_string(inputs ? inputs->size : 0));
-  }
+  if (inputs == nullptr || inputs->size < 1) return Fail(context, "has no inputs");
   if (outputs == nullptr || outputs->size != 1) {
     return Fail(context, "has 1 output, got " + std::to_string(outputs ? outputs->size : 0));
   }
   TfLiteTensor* x = TensorAt(context, inputs->data[0]);
-  TfLiteTensor* w = TensorAt(context, inputs->data[1]);
-  TfLiteTensor* y = TensorAt(context, outputs->data[0]);
-  if (x == nullptr || w == nullptr || y == nullptr) return Fail(context, "tensor index out of range");
-  if (outputs->data[0] == inputs->data[0] || outputs->data[0] == inputs->data[1]) {
-    return Fail(context, "output tensor is also an input");
+  if (x == nullptr) return Fail(context, "tensor index out of range");
+  const bool int8 = x->type == kTfLiteInt8;
+  const int want_inputs = int8 ? 3 : 2;
+  if (inputs->size != want_inputs) {
+    return Fail(context, std::string("takes ") +
+                             (int8 ? "3 inputs (x, filter, bias) in int8" : "2 inputs (x, filter)") +
+                             ", got " + std::to_string(inputs->size));
   }
+  TfLiteTensor* w = TensorAt(context, inputs->data[1]);
+  TfLiteTensor* b = int8 ? TensorAt(context, inputs->data[2]) : nullptr;
+  TfLiteTensor* y = TensorAt(context, outputs->data[0]);
+  if (w == nullptr || y == nullptr || (int8 && b == nullptr)) {
+    return Fail(context, "tensor index out of range");
+  }
+  for (int i = 0; i < inputs->size; ++i) {
+    if (outputs->data[0] == inputs->data[i]) return Fail(context, "output tensor is also an input");
+  }
+  const int type = int8 ? kTfLiteInt8 : kTfLiteFloat32;
+  const size_t element_bytes = int8 ? 1 : 4;
   int64_t x_elems, w_elems;
-  if (!CheckFloat4D(context, x, "input x", &x_elems) ||
-      !CheckFloat4D(context, w, "filter", &w_elems)) {
+  if (!Check4D(context, x, "input x", type, &x_elems) ||
+      !Check4D(context, w, "filter", type, &w_elems)) {
     return kTfLiteError;
   }
-  if (y->type != kTfLiteFloat32) {
+  if (!int8 && y->type != kTfLiteFloat32) {
     return Fail(context, "output must be float32, got type " +
                              std::to_string(static_cast<int>(y->type)));
   }
-  if (x->bytes != static_cast<size_t>(x_elems) * 4 || w->bytes != static_cast<size_t>(w_elems) * 4) {
+  if (x->bytes != static_cast<size_t>(x_elems) * element_bytes ||
+      w->bytes != static_cast<size_t>(w_elems) * element_bytes) {
     return Fail(context, "tensor byte sizes do not match their shapes");
   }
   if (w->dims->data[2] != x->dims->data[3]) {
@@ -155,13 +261,18 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
     }
   }
   node->geometry = g;
-  const bool constant_filter =
-      w->allocation_type == kTfLiteMmapRo || w->allocation_type == kTfLitePersistentRo;
-  if (constant_filter && w->data.raw != nullptr && node->packed_from != w->data.raw) {
-    AdderPackFilter(g, w->data.f, &node->packed, SerialFor);
-    node->packed_from = w->data.raw;
-  } else if (!constant_filter) {
-    node->packed_from = nullptr;
+  node->int8 = int8;
+  if (int8) {
+    if (PrepareInt8(context, node, x, w, b, y, g) != kTfLiteOk) return kTfLiteError;
+    node->bias = inputs->data[2];
+  } else {
+    const bool constant_filter = IsConstant(w);
+    if (constant_filter && w->data.raw != nullptr && node->packed_from != w->data.raw) {
+      AdderPackFilter(g, w->data.f, &node->packed, SerialFor);
+      node->packed_from = w->data.raw;
+    } else if (!constant_filter) {
+      node->packed_from = nullptr;
+    }
   }
   node->input = inputs->data[0];
   node->filter = inputs->data[1];
@@ -170,18 +281,23 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
 }
 
 TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool* pool,
-                       const float* x_data, float* y_data) {
+                       const void* x_data, void* y_data) {
   const TfLiteTensor* x = TensorAt(context, node->input);
   const TfLiteTensor* w = TensorAt(context, node->filter);
   TfLiteTensor* y = TensorAt(context, node->output);
-  if (x == nullptr || w == nullptr || y == nullptr) return Fail(context, "not prepared");
+  const TfLiteTensor* b = node->int8 ? TensorAt(context, node->bias) : nullptr;
+  if (x == nullptr || w == nullptr || y == nullptr || (node->int8 && b == nullptr)) {
+    return Fail(context, "not prepared");
+  }
   const AdderGeometry& g = node->geometry;
-  const size_t x_bytes = static_cast<size_t>(g.batch * g.in_h * g.in_w * g.in_c) * 4;
-  const size_t w_bytes = static_cast<size_t>(g.k_h * g.k_w * g.in_c * g.out_c) * 4;
-  const size_t y_bytes = static_cast<size_t>(g.batch * g.out_h * g.out_w * g.out_c) * 4;
-  if (x_data == nullptr) x_data = x->data.f;
-  if (y_data == nullptr) y_data = y->data.f;
-  if (x_data == nullptr || w->data.raw == nullptr || y_data == nullptr) {
+  const size_t element = static_cast<size_t>(AdderElementBytes(node));
+  const size_t x_bytes = static_cast<size_t>(g.batch * g.in_h * g.in_w * g.in_c) * element;
+  const size_t w_bytes = static_cast<size_t>(g.k_h * g.k_w * g.in_c * g.out_c) * element;
+  const size_t y_bytes = static_cast<size_t>(g.batch * g.out_h * g.out_w * g.out_c) * element;
+  if (x_data == nullptr) x_data = x->data.raw;
+  if (y_data == nullptr) y_data = y->data.raw;
+  if (x_data == nullptr || w->data.raw == nullptr || y_data == nullptr ||
+      (b != nullptr && b->data.raw == nullptr)) {
     return Fail(context, "a tensor has no data (not allocated)");
   }
   if (x->bytes < x_bytes || w->bytes < w_bytes || y->bytes < y_bytes) {
@@ -191,9 +307,19 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
                           const std::function<void(int64_t, int64_t)>& fn) {
     pool->ParallelFor(total, cost, fn);
   };
+  if (node->int8) {
+    if (node->packed_from != w->data.raw ||
+        !AdderInt8Forward(g, static_cast<const int8_t*>(x_data), node->packed8, b->data.i32,
+                          node->requant, static_cast<int8_t*>(y_data), pf)) {
+      return Fail(context, "the int8 filter changed since Prepare");
+    }
+    return kTfLiteOk;
+  }
+  const float* xf = static_cast<const float*>(x_data);
+  float* yf = static_cast<float*>(y_data);
   if (node->packed_from == nullptr || node->packed_from != w->data.raw ||
-      !AdderForwardPacked(g, x_data, node->packed, y_data, pf)) {
-    AdderForward(g, x_data, w->data.f, y_data, pf);
+      !AdderForwardPacked(g, xf, node->packed, yf, pf)) {
+    AdderForward(g, xf, w->data.f, yf, pf);
   }
   return kTfLiteOk;
 }

@@ -1,12 +1,18 @@
-// The TFLite kernel of the custom op AdderConv2D (float32), over the shared compute core
-// (custom_ops/adder/cc/kernels/adder_core.h).
+// The TFLite kernel of the custom op AdderConv2D, over the shared compute core
+// (custom_ops/adder/cc/kernels/adder_core.h) for float32 and adder_int8.h for int8.
 //
 // Node contract (what keras_pkkd.export writes):
-//   inputs:  0 x  float32 [N, H, W, C]            (NHWC)
-//            1 w  float32 [k_h, k_w, C, C_out]    (HWIO, as the Keras layer's kernel)
-//   outputs: 0 y  float32 [N, H_out, W_out, C_out]
-//   y[n,p,q,t] = -sum_{i,j,c} |x_pad[n, p*s_h + i*d_h, q*s_w + j*d_w, c] - w[i,j,c,t]|
-//   options: the flexbuffer map of adder_options.h.
+//   version 1 (float32):
+//     inputs:  0 x  float32 [N, H, W, C]            (NHWC)
+//              1 w  float32 [k_h, k_w, C, C_out]    (HWIO, as the Keras layer's kernel)
+//     outputs: 0 y  float32 [N, H_out, W_out, C_out]
+//     y[n,p,q,t] = -sum_{i,j,c} |x_pad[n, p*s_h + i*d_h, q*s_w + j*d_w, c] - w[i,j,c,t]|
+//   version 2 (int8, the scheme of adder_int8.h):
+//     inputs:  0 x  int8 [N, H, W, C], per-tensor scale s_x, zero point z_x
+//              1 w  int8 [k_h, k_w, C, C_out], constant, the same scale and zero point as x
+//              2 b  int32 [C_out], constant (accumulator units)
+//     outputs: 0 y  int8 [N, H_out, W_out, C_out], per-tensor scale s_y, zero point z_y
+//   options (both): the flexbuffer map of adder_options.h.
 //
 // The steps mirror a TFLite kernel's: AdderInit parses the options once; AdderPrepare checks
 // types, ranks, shapes and sizes against the options and resizes the output; AdderEval runs
@@ -20,6 +26,7 @@
 #include <string>
 
 #include "adder_core.h"
+#include "adder_int8.h"
 #include "adder_options.h"
 #include "tflite_abi.h"
 
@@ -38,7 +45,15 @@ struct AdderNode {
   // A constant filter (the exported models' case) is packed once, in AdderPrepare.
   AdderPackedFilter packed;
   const void* packed_from = nullptr;  // the filter data `packed` was made from
+  // int8 (set by AdderPrepare when x is int8).
+  bool int8 = false;
+  int bias = -1;  // tensor index
+  AdderInt8Filter packed8;
+  AdderInt8Requant requant;
 };
+
+// Bytes of one element of the node's x and y (4 float32, 1 int8); valid after AdderPrepare.
+inline int AdderElementBytes(const AdderNode* node) { return node->int8 ? 1 : 4; }
 
 // Parses the options; never fails (an unusable buffer is remembered in init_error and reported
 // by AdderPrepare, where the context can say which node it is).
@@ -50,9 +65,9 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
                           const TfLiteIntArray* outputs);
 // Requires a successful AdderPrepare with the same tensors. `x_data` / `y_data`, when not
 // null, replace the tensors' own buffers (the delegate keeps tensors internal to a partition
-// in its own memory: the runtime allocates none for them).
+// in its own memory: the runtime allocates none for them); their element type is the node's.
 TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool* pool,
-                       const float* x_data = nullptr, float* y_data = nullptr);
+                       const void* x_data = nullptr, void* y_data = nullptr);
 
 }  // namespace pkkd
 

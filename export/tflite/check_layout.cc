@@ -37,5 +37,11 @@ int main() {
   FIELD(TfLiteDelegate, opaque_delegate_builder)
   FIELD(TfLiteDelegateParams, nodes_to_replace) FIELD(TfLiteDelegateParams, input_tensors)
   FIELD(TfLiteDelegateParams, output_tensors)
+  std::printf("sizeof TfLiteAffineQuantization %zu TfLiteFloatArray %zu\n",
+              sizeof(TfLiteAffineQuantization), sizeof(TfLiteFloatArray));
+  FIELD(TfLiteAffineQuantization, scale) FIELD(TfLiteAffineQuantization, zero_point)
+  FIELD(TfLiteAffineQuantization, quantized_dimension)
+  FIELD(TfLiteQuantization, type) FIELD(TfLiteQuantization, params)
+  FIELD(TfLiteQuantizationParams, scale) FIELD(TfLiteQuantizationParams, zero_point)
   return 0;
 }

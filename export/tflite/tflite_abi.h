@@ -61,6 +61,21 @@ typedef struct TfLiteQuantization {
   void* params;
 } TfLiteQuantization;
 
+// TfLiteQuantization::type of per-tensor / per-channel affine parameters, whose `params`
+// points to a TfLiteAffineQuantization.
+enum { kTfLiteNoQuantization = 0, kTfLiteAffineQuantization = 1 };
+
+typedef struct TfLiteFloatArray {
+  int size;
+  float data[];
+} TfLiteFloatArray;
+
+typedef struct TfLiteAffineQuantization {
+  TfLiteFloatArray* scale;
+  TfLiteIntArray* zero_point;
+  int32_t quantized_dimension;
+} TfLiteAffineQuantization;
+
 typedef union TfLitePtrUnion {
   float* f;
   int8_t* int8;
@@ -197,6 +212,10 @@ static_assert(sizeof(TfLiteRegistration) == 88 &&
                   offsetof(TfLiteRegistration, custom_name) == 48 &&
                   offsetof(TfLiteRegistration, version) == 56,
               "TfLiteRegistration");
+static_assert(sizeof(TfLiteAffineQuantization) == 24 &&
+                  offsetof(TfLiteAffineQuantization, zero_point) == 8 &&
+                  offsetof(TfLiteTensor, params) == 24 && offsetof(TfLiteTensor, quantization) == 80,
+              "quantization parameters");
 static_assert(sizeof(TfLiteDelegate) == 56 && offsetof(TfLiteDelegate, flags) == 40,
               "TfLiteDelegate");
 #endif
