@@ -75,7 +75,7 @@ def structural(rng, model_bytes):
     sg = m.subgraphs[0]
     ops = [op for op in sg.operators if op.customOptions is not None]
     op = rng.choice(ops)
-    kind = rng.randrange(6)
+    kind = rng.randrange(7)
     if kind == 0:
         op.customOptions = list(mutate_bytes(rng, bytes(op.customOptions)))
     elif kind == 1:  # a tensor's shape
@@ -102,8 +102,17 @@ def structural(rng, model_bytes):
         t = sg.tensors[rng.choice(list(op.inputs) + list(op.outputs))]
         t.type = rng.choice([schema.TensorType.INT8, schema.TensorType.INT32,
                              schema.TensorType.FLOAT16, schema.TensorType.UINT8])
-    else:  # the operator version
-        m.operatorCodes[op.opcodeIndex].version = rng.choice([0, 2, 99])
+    elif kind == 5:  # the operator version
+        m.operatorCodes[op.opcodeIndex].version = rng.choice([0, 1, 2, 99])
+    else:  # a tensor's quantization parameters (int8 models)
+        t = sg.tensors[rng.choice([int(i) for i in list(op.inputs) + list(op.outputs) if i >= 0]
+                                  or [0])]
+        q = schema.QuantizationParametersT()
+        q.scale = rng.choice([[0.0], [-1.0], [float("nan")], [float("inf")], [1e-30], [1e30],
+                              [0.5, 0.5], [], [0.02]])
+        q.zeroPoint = rng.choice([[0], [-129], [128], [1 << 30], [0, 0], [], [3]])
+        t.quantization = q if rng.random() < 0.9 else None
+    return repack(m)
     return repack(m)
 
 
@@ -115,6 +124,9 @@ def try_model(delegate_path, data, rng):
         for d in interp.get_input_details():
             if d["dtype"] == np.float32:
                 interp.set_tensor(d["index"], rng.standard_normal(d["shape"]).astype(np.float32))
+            elif d["dtype"] == np.int8:
+                interp.set_tensor(d["index"],
+                                  rng.integers(-128, 128, d["shape"]).astype(np.int8))
         interp.invoke()
         return True
     except (ValueError, RuntimeError):

@@ -65,25 +65,34 @@ def gradients(x, w, dy, strides=(1, 1), padding="VALID", dilations=(1, 1)):
 # int8 adder convolution (the scheme of export/tflite/adder_int8.h), exact integer arithmetic.
 
 
-def requant_multiplier(input_scale, output_scale):
-    """(multiplier, shift) with multiplier * 2^-shift = input_scale / output_scale, the
-    multiplier a 31-bit integer rounded half up from the double ratio's mantissa."""
-    ratio = float(input_scale) / float(output_scale)
-    fraction, exponent = np.frexp(ratio)
+def requant_multiplier(ratio):
+    """(multiplier, shift): multiplier * 2^-shift = ratio, the multiplier a signed 31-bit
+    integer rounded half up from the double ratio's mantissa; (0, 1) below 2^-31."""
+    ratio = float(ratio)
+    fraction, exponent = np.frexp(abs(ratio))
     multiplier = int(np.floor(fraction * 2.0 ** 31 + 0.5))
     if multiplier == 2 ** 31:
         multiplier //= 2
         exponent += 1
-    return multiplier, 31 - int(exponent)
+    shift = 31 - int(exponent)
+    if ratio == 0 or shift > 62:
+        return 0, 1
+    assert shift >= 1, ratio
+    return (-multiplier if ratio < 0 else multiplier), shift
 
 
-def forward_int8(x_q, w_q, bias, input_scale, input_zero_point, output_scale,
+def forward_int8(x_q, w_q, input_scale, input_zero_point, output_scale,
                  output_zero_point, strides=(1, 1), padding="VALID", dilations=(1, 1),
-                 explicit_pads=None):
-    """int8 y of the int8 adder op. explicit_pads: (top, bottom, left, right) zero rows /
-    columns (padding EXPLICIT), which read the input's zero point like SAME padding's."""
+                 explicit_pads=None, scale=None, offset=None, activation="NONE"):
+    """int8 y of the int8 adder op: acc = sum |q_x - q_w|, then per channel t
+    q = clamp(z_y + round(offset_t / s_y) - round(acc * scale_t * s_x / s_y)) in the
+    activation's range. explicit_pads: (top, bottom, left, right) rows / columns (padding
+    EXPLICIT), which read the input's zero point like SAME padding's."""
     x = np.asarray(x_q, np.int64)
     w = np.asarray(w_q, np.int64)
+    out_c = w.shape[3]
+    scale = np.ones(out_c, np.float32) if scale is None else np.asarray(scale, np.float32)
+    offset = np.zeros(out_c, np.float32) if offset is None else np.asarray(offset, np.float32)
     if explicit_pads is not None:
         t, b, l, r = explicit_pads
         x = np.pad(x, [(0, 0), (t, b), (l, r), (0, 0)], constant_values=input_zero_point)
@@ -93,13 +102,21 @@ def forward_int8(x_q, w_q, bias, input_scale, input_zero_point, output_scale,
     oh, pt, pb = _padding(h, kh, strides[0], dilations[0], padding)
     ow, pl, pr = _padding(wd, kw, strides[1], dilations[1], padding)
     xp = np.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)], constant_values=input_zero_point)
-    acc = np.zeros((n, oh, ow, w.shape[3]), np.int64)
+    acc = np.zeros((n, oh, ow, out_c), np.int64)
     for p in range(oh):
         for q in range(ow):
             win = xp[:, p * strides[0]:p * strides[0] + (kh - 1) * dilations[0] + 1:dilations[0],
                      q * strides[1]:q * strides[1] + (kw - 1) * dilations[1] + 1:dilations[1], :]
             acc[:, p, q, :] = np.abs(win[..., None] - w[None]).sum(axis=(1, 2, 3))
-    acc += np.asarray(bias, np.int64)
-    multiplier, shift = requant_multiplier(input_scale, output_scale)
-    rounded = (acc * multiplier + (1 << (shift - 1))) >> shift
-    return np.clip(output_zero_point - rounded, -128, 127).astype(np.int8)
+    lo, hi = -128, 127
+    if activation in ("RELU", "RELU6"):
+        lo = max(-128, output_zero_point)
+    if activation == "RELU6":
+        hi = int(min(127, max(-128, np.floor(6.0 / output_scale + 0.5) + output_zero_point)))
+    y = np.zeros_like(acc)
+    for t in range(out_c):
+        m, sh = requant_multiplier(float(scale[t]) * float(input_scale) / float(output_scale))
+        rounded = (acc[..., t] * m + (1 << (sh - 1))) >> sh
+        off = int(np.clip(np.floor(float(offset[t]) / float(output_scale) + 0.5), -2 ** 24, 2 ** 24))
+        y[..., t] = output_zero_point + off - rounded
+    return np.clip(y, lo, hi).astype(np.int8)

@@ -5,7 +5,9 @@ has libasan preloaded; tests/fuzz_export.py feeds it corrupt option buffers, tru
 byte-flipped .tflite files, and structurally mutated models (options, shapes, node inputs and
 outputs, types, versions), then builds, allocates and invokes each. Errors are expected; any
 memory error aborts the process and fails the test. (Seed 1 found a use-after-free in the
-output-resize error path, since fixed.)
+output-resize error path, since fixed.) The int8 model (operator version 2) is fuzzed the same
+way, plus mutated quantization parameters (zero / negative / NaN scales, zero points out of
+range, per-channel arrays).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_pkkd import export
@@ -58,15 +61,20 @@ def fuzz_model(tmp_path_factory):
     c = AdderConv2D(3, 2, strides=2)(keras.layers.ZeroPadding2D(((1, 0), (2, 1)))(inp))
     model = keras.Model(inp, [keras.layers.Concatenate()(
         [keras.layers.Flatten()(b), keras.layers.Flatten()(c)])])
-    path = tmp_path_factory.mktemp("fuzz") / "model.tflite"
-    export.to_tflite(model, path)
-    return path
+    folder = tmp_path_factory.mktemp("fuzz")
+    export.to_tflite(model, folder / "model.tflite")
+    # The int8 path: the same network, full-integer (its first adder feeds the second directly).
+    images = np.random.default_rng(0).standard_normal((16, 9, 9, 4)).astype(np.float32)
+    export.to_tflite(model, folder / "model_int8.tflite", quantize="int8",
+                     representative_data=images)
+    return folder
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fuzz_under_address_sanitizer(asan_setup, fuzz_model, seed):
+@pytest.mark.parametrize("seed,model", [(1, "model"), (2, "model"), (3, "model"),
+                                        (4, "model_int8"), (5, "model_int8")])
+def test_fuzz_under_address_sanitizer(asan_setup, fuzz_model, seed, model):
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz_export.py"),
-                           str(fuzz_model), str(ASAN_LIB), str(seed), "250"],
+                           str(fuzz_model / f"{model}.tflite"), str(ASAN_LIB), str(seed), "250"],
                           capture_output=True, text=True, env=asan_setup, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     assert "AddressSanitizer" not in proc.stderr

@@ -347,10 +347,12 @@ PKKD_EXPORT int pkkd_adder_parse_options(const uint8_t* data, size_t size, int64
 
 // For tests: the int8 compute (adder_int8.h) on one version. geometry: batch, in_h, in_w, in_c,
 // k_h, k_w, out_c, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, out_h, out_w.
+// scale / offset: the affine per output channel; activation 0 NONE, 1 RELU, 2 RELU6.
 // isa: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon. Returns 0 on success, 1 when the version
 // cannot run here, 2 with bad quantization parameters (message in err).
 PKKD_EXPORT int pkkd_adder_int8_forward(int isa, const int64_t* geometry, const int8_t* x,
-                                        const int8_t* w, const int32_t* bias, double input_scale,
+                                        const int8_t* w, const float* scale,
+                                        const float* offset, int activation, double input_scale,
                                         int input_zero_point, double output_scale,
                                         int output_zero_point, int num_threads, int8_t* y,
                                         char* err, size_t err_len) {
@@ -361,9 +363,14 @@ PKKD_EXPORT int pkkd_adder_int8_forward(int isa, const int64_t* geometry, const 
   for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); ++i) *fields[i] = geometry[i];
   pkkd::AdderInt8Requant rq;
   std::string error;
-  if (!pkkd::AdderInt8Requant::FromScales(input_scale, input_zero_point, output_scale,
-                                          output_zero_point, &rq, &error)) {
-    if (err != nullptr && err_len > 0) std::snprintf(err, err_len, "%s", error.c_str());
+  if (activation < 0 || activation > 2 ||
+      !pkkd::AdderInt8Requant::Make(input_scale, input_zero_point, output_scale,
+                                    output_zero_point, scale, offset, g.out_c,
+                                    static_cast<pkkd::AdderActivation>(activation), &rq,
+                                    &error)) {
+    if (err != nullptr && err_len > 0) {
+      std::snprintf(err, err_len, "%s", error.empty() ? "bad activation" : error.c_str());
+    }
     return 2;
   }
   pkkd::AdderInt8Filter packed;
@@ -374,7 +381,7 @@ PKKD_EXPORT int pkkd_adder_int8_forward(int isa, const int64_t* geometry, const 
                                  const std::function<void(int64_t, int64_t)>& fn) {
     pool.ParallelFor(total, cost, fn);
   };
-  return pkkd::AdderInt8Forward(g, x, packed, bias, rq, y, pf) ? 0 : 1;
+  return pkkd::AdderInt8Forward(g, x, packed, rq, y, pf) ? 0 : 1;
 }
 
 // The int8 version Int8BestIsa picks here: "avx512", "avx2", "neon" or "scalar".

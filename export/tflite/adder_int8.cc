@@ -194,10 +194,11 @@ Int8Isa DetectBest() {
   return best;
 }
 
-inline int8_t Requantize(int64_t acc, const AdderInt8Requant& rq) {
-  const int64_t r = (acc * rq.multiplier + (int64_t{1} << (rq.shift - 1))) >> rq.shift;
-  const int64_t q = rq.output_zero_point - r;
-  return static_cast<int8_t>(std::min<int64_t>(127, std::max<int64_t>(-128, q)));
+inline int8_t Requantize(int64_t acc, const AdderInt8Requant& rq, int64_t t) {
+  const int shift = rq.shift[t];
+  const int64_t r = (acc * rq.multiplier[t] + (int64_t{1} << (shift - 1))) >> shift;
+  const int64_t q = int64_t{rq.output_zero_point} + rq.offset[t] - r;
+  return static_cast<int8_t>(std::min<int64_t>(rq.hi, std::max<int64_t>(rq.lo, q)));
 }
 
 }  // namespace
@@ -236,9 +237,10 @@ bool Int8IsaAvailable(Int8Isa isa) {
   }
 }
 
-bool AdderInt8Requant::FromScales(double input_scale, int input_zero_point, double output_scale,
-                                  int output_zero_point, AdderInt8Requant* out,
-                                  std::string* error) {
+bool AdderInt8Requant::Make(double input_scale, int input_zero_point, double output_scale,
+                            int output_zero_point, const float* scale, const float* offset,
+                            int64_t out_c, AdderActivation activation, AdderInt8Requant* out,
+                            std::string* error) {
   if (!(input_scale > 0) || !std::isfinite(input_scale) || !(output_scale > 0) ||
       !std::isfinite(output_scale)) {
     *error = "scales must be positive and finite (input " + std::to_string(input_scale) +
@@ -252,24 +254,47 @@ bool AdderInt8Requant::FromScales(double input_scale, int input_zero_point, doub
              ")";
     return false;
   }
-  const double ratio = input_scale / output_scale;
-  int exponent = 0;
-  const double fraction = std::frexp(ratio, &exponent);  // ratio = fraction * 2^exponent
-  int64_t multiplier = static_cast<int64_t>(std::floor(fraction * 2147483648.0 + 0.5));
-  if (multiplier == (int64_t{1} << 31)) {
-    multiplier >>= 1;
-    ++exponent;
+  AdderInt8Requant rq;
+  rq.input_zero_point = input_zero_point;
+  rq.output_zero_point = output_zero_point;
+  if (activation != AdderActivation::kNone) rq.lo = std::max(-128, output_zero_point);
+  if (activation == AdderActivation::kRelu6) {
+    const double six = std::floor(6.0 / output_scale + 0.5) + output_zero_point;
+    rq.hi = static_cast<int32_t>(std::min(127.0, std::max(-128.0, six)));
   }
-  const int shift = 31 - exponent;
-  if (!std::isfinite(ratio) || shift < 1 || shift > 62) {
-    *error = "the scale ratio input / output = " + std::to_string(ratio) +
-             " is outside what the requantization represents (2^-31 .. 2^30)";
-    return false;
+  rq.multiplier.resize(out_c);
+  rq.shift.resize(out_c);
+  rq.offset.resize(out_c);
+  for (int64_t t = 0; t < out_c; ++t) {
+    const double a = scale[t], o = offset[t];
+    if (!std::isfinite(a) || !std::isfinite(o)) {
+      *error = "channel " + std::to_string(t) + " has a non-finite scale or offset";
+      return false;
+    }
+    const double ratio = a * input_scale / output_scale;
+    int exponent = 0;
+    const double fraction = std::frexp(std::fabs(ratio), &exponent);  // |ratio| = f * 2^e
+    int64_t multiplier = static_cast<int64_t>(std::floor(fraction * 2147483648.0 + 0.5));
+    if (multiplier == (int64_t{1} << 31)) {
+      multiplier >>= 1;
+      ++exponent;
+    }
+    int shift = 31 - exponent;
+    if (!std::isfinite(ratio) || shift < 1) {
+      *error = "channel " + std::to_string(t) + ": the scale ratio a * input / output = " +
+               std::to_string(ratio) + " is above what the requantization represents (2^30)";
+      return false;
+    }
+    if (ratio == 0 || shift > 62) {  // below 2^-31: less than 2^-31 of a step per unit of acc
+      multiplier = 0;
+      shift = 1;
+    }
+    rq.multiplier[t] = ratio < 0 ? -multiplier : multiplier;
+    rq.shift[t] = shift;
+    const double q_offset = std::floor(o / output_scale + 0.5);
+    rq.offset[t] = static_cast<int32_t>(std::min(16777216.0, std::max(-16777216.0, q_offset)));
   }
-  out->input_zero_point = input_zero_point;
-  out->output_zero_point = output_zero_point;
-  out->multiplier = multiplier;
-  out->shift = shift;
+  *out = std::move(rq);
   return true;
 }
 
@@ -301,11 +326,11 @@ bool AdderInt8PackFilter(const AdderGeometry& g, const int8_t* w, Int8Isa isa,
 }
 
 bool AdderInt8Forward(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& packed,
-                      const int32_t* bias, const AdderInt8Requant& rq, int8_t* y,
-                      const ParallelFor& parallel_for) {
+                      const AdderInt8Requant& rq, int8_t* y, const ParallelFor& parallel_for) {
   IsaInfo info;
   if (packed.k_h != g.k_h || packed.k_w != g.k_w || packed.in_c != g.in_c ||
-      packed.out_c != g.out_c || !Info(packed.isa, &info)) {
+      packed.out_c != g.out_c || static_cast<int64_t>(rq.multiplier.size()) != g.out_c ||
+      !Info(packed.isa, &info)) {
     return false;
   }
   const int mr = info.mr;
@@ -352,7 +377,7 @@ bool AdderInt8Forward(const AdderGeometry& g, const int8_t* x, const AdderInt8Fi
         for (int p = 0; p < valid; ++p) {
           int8_t* out = y + pix[p] * out_c + t0;
           for (int t = 0; t < nt; ++t) {
-            out[t] = Requantize(int64_t{sums[p * kNr + t]} + bias[t0 + t], rq);
+            out[t] = Requantize(sums[p * kNr + t], rq, t0 + t);
           }
         }
       }

@@ -4,13 +4,19 @@
 //   x  int8, per-tensor scale s_x and zero point z_x (padded taps read z_x, the real 0)
 //   w  int8 on the SAME scale and zero point as x: w_real = s_x (q_w - z_x). An L1 distance
 //      needs both operands on one grid: |x - w| = s_x |q_x - q_w|.
-//   b  int32 per output channel, in accumulator units: the part of sum |x - w| the int8 grid
-//      cannot hold (filter values beyond the input's range are clamped; for those
-//      |x - w| = |x - w_clamped| + |w_clamped - w| for every representable x, so the excess is
-//      an input-independent constant, added here exactly up to one rounding).
-//   acc[t] = sum_{i,j,c} |q_x - q_w| + b[t]          (int64 in the requantization)
-//   q_y    = clamp(z_y - ((acc * M + 2^(shift-1)) >> shift), -128, 127)
-//            with M * 2^-shift = s_x / s_y (the adder's output is -s_x * acc).
+//      Filter values beyond the input's range are clamped by the exporter; for those
+//      |x - w| = |x - w_clamped| + |w_clamped - w| for every representable x, so what the
+//      grid cannot hold is an input-independent constant per output channel, which the
+//      exporter moves into the offset o (keras_pkkd/export/quantize.py).
+//   a, o  float per output channel: the affine after the adder (a BatchNormalization folded
+//      by the exporter; 1 and 0 without one), then the activation (NONE, RELU, RELU6).
+//
+//   acc[t] = sum_{i,j,c} |q_x - q_w|                               (exact, int32)
+//   real   = a[t] * (-s_x * acc[t]) + o[t]
+//   q_y    = clamp(z_y + O[t] - ((acc[t] * M[t] + 2^(S[t]-1)) >> S[t]), lo, hi)
+//            M[t] * 2^-S[t] = a[t] s_x / s_y (M signed, |M| in [2^30, 2^31]; 0 when the
+//            ratio is below 2^-31), O[t] = round(o[t] / s_y), [lo, hi] the activation's range
+//            on the output grid.
 //
 // The sum of absolute byte differences is what x86's psadbw (8 bytes per 64-bit lane, AVX2 and
 // AVX-512BW) and aarch64's uabal compute; both work on unsigned bytes, so values are stored
@@ -23,6 +29,7 @@
 #include <vector>
 
 #include "adder_core.h"
+#include "adder_options.h"
 
 namespace pkkd {
 
@@ -34,15 +41,18 @@ const char* Int8IsaName(Int8Isa isa);
 // Whether this CPU and build can run `isa` (kAuto: always).
 bool Int8IsaAvailable(Int8Isa isa);
 
-// The requantization constants. FromScales fails (returns false, says why in *error) on
-// non-positive or non-finite scales, zero points outside [-128, 127] or a ratio s_x / s_y
-// that the 31-bit multiplier cannot represent (shift outside [1, 62]).
+// The requantization constants, per output channel. Make fails (returns false, says why in
+// *error) on non-positive or non-finite scales, non-finite affine values, zero points outside
+// [-128, 127], or a ratio |a s_x / s_y| above 2^30.
 struct AdderInt8Requant {
   int32_t input_zero_point = 0, output_zero_point = 0;
-  int64_t multiplier = 0;  // in [2^30, 2^31]
-  int shift = 0;           // in [1, 62]
-  static bool FromScales(double input_scale, int input_zero_point, double output_scale,
-                         int output_zero_point, AdderInt8Requant* out, std::string* error);
+  int32_t lo = -128, hi = 127;         // the activation's range on the output grid
+  std::vector<int64_t> multiplier;     // signed
+  std::vector<int32_t> shift;          // in [1, 62]
+  std::vector<int32_t> offset;         // round(o / s_y), clamped to +-2^24
+  static bool Make(double input_scale, int input_zero_point, double output_scale,
+                   int output_zero_point, const float* scale, const float* offset, int64_t out_c,
+                   AdderActivation activation, AdderInt8Requant* out, std::string* error);
 };
 
 // The filter (HWIO int8) stored per output channel as q + 128, the taps (i, j, c) contiguous
@@ -57,11 +67,10 @@ struct AdderInt8Filter {
 bool AdderInt8PackFilter(const AdderGeometry& g, const int8_t* w, Int8Isa isa,
                          AdderInt8Filter* packed);
 
-// y (int8 NHWC) from x (int8 NHWC), the packed filter and bias (int32 [out_c]). Returns false
-// (computing nothing) when `packed` does not fit g.
+// y (int8 NHWC) from x (int8 NHWC) and the packed filter. Returns false (computing nothing)
+// when `packed` or `rq` do not fit g.
 bool AdderInt8Forward(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& packed,
-                      const int32_t* bias, const AdderInt8Requant& rq, int8_t* y,
-                      const ParallelFor& parallel_for);
+                      const AdderInt8Requant& rq, int8_t* y, const ParallelFor& parallel_for);
 
 }  // namespace pkkd
 

@@ -1,5 +1,6 @@
 #include "adder_kernel.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -102,10 +103,25 @@ bool PerTensorQuantization(TfLiteContext* context, const TfLiteTensor* t, const 
   return true;
 }
 
-// The int8 half of AdderPrepare: bias, quantization parameters, requantization, packing.
+// A constant float32 vector of one value per output channel (the affine's a or o).
+bool CheckChannelVector(TfLiteContext* context, const TfLiteTensor* t, const char* what,
+                        int64_t out_c) {
+  if (t->type != kTfLiteFloat32 || t->dims == nullptr || t->dims->size != 1 ||
+      t->dims->data[0] != out_c || t->bytes != static_cast<size_t>(out_c) * 4 ||
+      !IsConstant(t) || t->data.raw == nullptr) {
+    Fail(context, std::string(what) + " must be a constant float32 tensor of shape [" +
+                      std::to_string(out_c) + "], got type " +
+                      std::to_string(static_cast<int>(t->type)) + " (" + TypeName(t->type) +
+                      ") shape " + Shape(t->dims));
+    return false;
+  }
+  return true;
+}
+
+// The int8 half of AdderPrepare: quantization parameters, requantization, packing.
 TfLiteStatus PrepareInt8(TfLiteContext* context, AdderNode* node, const TfLiteTensor* x,
-                         const TfLiteTensor* w, const TfLiteTensor* b, const TfLiteTensor* y,
-                         const AdderGeometry& g) {
+                         const TfLiteTensor* w, const TfLiteTensor* a, const TfLiteTensor* o,
+                         const TfLiteTensor* y, const AdderGeometry& g) {
   if (y->type != kTfLiteInt8) {
     return Fail(context, std::string("output must be int8 like the input, got type ") +
                              std::to_string(static_cast<int>(y->type)) + " (" +
@@ -113,14 +129,6 @@ TfLiteStatus PrepareInt8(TfLiteContext* context, AdderNode* node, const TfLiteTe
   }
   if (!IsConstant(w) || w->data.raw == nullptr) {
     return Fail(context, "the int8 filter must be a constant tensor");
-  }
-  if (b->type != kTfLiteInt32 || b->dims == nullptr || b->dims->size != 1 ||
-      b->dims->data[0] != g.out_c || b->bytes != static_cast<size_t>(g.out_c) * 4 ||
-      !IsConstant(b) || b->data.raw == nullptr) {
-    return Fail(context, "the bias must be a constant int32 tensor of shape [" +
-                             std::to_string(g.out_c) + "], got type " +
-                             std::to_string(static_cast<int>(b->type)) + " (" +
-                             TypeName(b->type) + ") shape " + Shape(b->dims));
   }
   double sx, sw, sy;
   int zx, zw, zy;
@@ -141,7 +149,8 @@ TfLiteStatus PrepareInt8(TfLiteContext* context, AdderNode* node, const TfLiteTe
     return Fail(context, "the filter window k_h * k_w * C is too large for int32 sums");
   }
   std::string error;
-  if (!AdderInt8Requant::FromScales(sx, zx, sy, zy, &node->requant, &error)) {
+  if (!AdderInt8Requant::Make(sx, zx, sy, zy, a->data.f, o->data.f, g.out_c,
+                              node->options.activation, &node->requant, &error)) {
     return Fail(context, "int8 requantization: " + error);
   }
   if (node->packed_from != w->data.raw || node->packed8.out_c != g.out_c ||
@@ -178,16 +187,18 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
   TfLiteTensor* x = TensorAt(context, inputs->data[0]);
   if (x == nullptr) return Fail(context, "tensor index out of range");
   const bool int8 = x->type == kTfLiteInt8;
-  const int want_inputs = int8 ? 3 : 2;
-  if (inputs->size != want_inputs) {
+  if (int8 ? inputs->size != 4 : inputs->size != 2 && inputs->size != 4) {
     return Fail(context, std::string("takes ") +
-                             (int8 ? "3 inputs (x, filter, bias) in int8" : "2 inputs (x, filter)") +
+                             (int8 ? "4 inputs (x, filter, scale, offset) in int8"
+                                   : "2 inputs (x, filter) or 4 (x, filter, scale, offset)") +
                              ", got " + std::to_string(inputs->size));
   }
+  const bool affine = inputs->size == 4;
   TfLiteTensor* w = TensorAt(context, inputs->data[1]);
-  TfLiteTensor* b = int8 ? TensorAt(context, inputs->data[2]) : nullptr;
+  TfLiteTensor* a = affine ? TensorAt(context, inputs->data[2]) : nullptr;
+  TfLiteTensor* off = affine ? TensorAt(context, inputs->data[3]) : nullptr;
   TfLiteTensor* y = TensorAt(context, outputs->data[0]);
-  if (w == nullptr || y == nullptr || (int8 && b == nullptr)) {
+  if (w == nullptr || y == nullptr || (affine && (a == nullptr || off == nullptr))) {
     return Fail(context, "tensor index out of range");
   }
   for (int i = 0; i < inputs->size; ++i) {
@@ -262,9 +273,14 @@ TfLiteStatus AdderPrepare(TfLiteContext* context, AdderNode* node, const TfLiteI
   }
   node->geometry = g;
   node->int8 = int8;
+  if (affine && (!CheckChannelVector(context, a, "the scale input", g.out_c) ||
+                 !CheckChannelVector(context, off, "the offset input", g.out_c))) {
+    return kTfLiteError;
+  }
+  node->scale = affine ? inputs->data[2] : -1;
+  node->offset = affine ? inputs->data[3] : -1;
   if (int8) {
-    if (PrepareInt8(context, node, x, w, b, y, g) != kTfLiteOk) return kTfLiteError;
-    node->bias = inputs->data[2];
+    if (PrepareInt8(context, node, x, w, a, off, y, g) != kTfLiteOk) return kTfLiteError;
   } else {
     const bool constant_filter = IsConstant(w);
     if (constant_filter && w->data.raw != nullptr && node->packed_from != w->data.raw) {
@@ -285,8 +301,7 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
   const TfLiteTensor* x = TensorAt(context, node->input);
   const TfLiteTensor* w = TensorAt(context, node->filter);
   TfLiteTensor* y = TensorAt(context, node->output);
-  const TfLiteTensor* b = node->int8 ? TensorAt(context, node->bias) : nullptr;
-  if (x == nullptr || w == nullptr || y == nullptr || (node->int8 && b == nullptr)) {
+  if (x == nullptr || w == nullptr || y == nullptr) {
     return Fail(context, "not prepared");
   }
   const AdderGeometry& g = node->geometry;
@@ -296,8 +311,7 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
   const size_t y_bytes = static_cast<size_t>(g.batch * g.out_h * g.out_w * g.out_c) * element;
   if (x_data == nullptr) x_data = x->data.raw;
   if (y_data == nullptr) y_data = y->data.raw;
-  if (x_data == nullptr || w->data.raw == nullptr || y_data == nullptr ||
-      (b != nullptr && b->data.raw == nullptr)) {
+  if (x_data == nullptr || w->data.raw == nullptr || y_data == nullptr) {
     return Fail(context, "a tensor has no data (not allocated)");
   }
   if (x->bytes < x_bytes || w->bytes < w_bytes || y->bytes < y_bytes) {
@@ -309,8 +323,8 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
   };
   if (node->int8) {
     if (node->packed_from != w->data.raw ||
-        !AdderInt8Forward(g, static_cast<const int8_t*>(x_data), node->packed8, b->data.i32,
-                          node->requant, static_cast<int8_t*>(y_data), pf)) {
+        !AdderInt8Forward(g, static_cast<const int8_t*>(x_data), node->packed8, node->requant,
+                          static_cast<int8_t*>(y_data), pf)) {
       return Fail(context, "the int8 filter changed since Prepare");
     }
     return kTfLiteOk;
@@ -320,6 +334,23 @@ TfLiteStatus AdderEval(TfLiteContext* context, const AdderNode* node, ThreadPool
   if (node->packed_from == nullptr || node->packed_from != w->data.raw ||
       !AdderForwardPacked(g, xf, node->packed, yf, pf)) {
     AdderForward(g, xf, w->data.f, yf, pf);
+  }
+  const AdderActivation act = node->options.activation;
+  if (node->scale >= 0 || act != AdderActivation::kNone) {
+    const TfLiteTensor* a = node->scale >= 0 ? TensorAt(context, node->scale) : nullptr;
+    const TfLiteTensor* o = node->offset >= 0 ? TensorAt(context, node->offset) : nullptr;
+    const float* av = a != nullptr ? a->data.f : nullptr;
+    const float* ov = o != nullptr ? o->data.f : nullptr;
+    const float hi = act == AdderActivation::kRelu6 ? 6.0f : INFINITY;
+    const float lo = act == AdderActivation::kNone ? -INFINITY : 0.0f;
+    const int64_t c = g.out_c, pixels = g.batch * g.out_h * g.out_w;
+    for (int64_t i = 0; i < pixels; ++i) {
+      float* row = yf + i * c;
+      for (int64_t t = 0; t < c; ++t) {
+        const float v = av != nullptr ? row[t] * av[t] + ov[t] : row[t];
+        row[t] = std::min(hi, std::max(lo, v));
+      }
+    }
   }
   return kTfLiteOk;
 }

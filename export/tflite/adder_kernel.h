@@ -5,12 +5,15 @@
 //   version 1 (float32):
 //     inputs:  0 x  float32 [N, H, W, C]            (NHWC)
 //              1 w  float32 [k_h, k_w, C, C_out]    (HWIO, as the Keras layer's kernel)
+//              optional, both or neither: 2 a, 3 o  float32 [C_out], constant
 //     outputs: 0 y  float32 [N, H_out, W_out, C_out]
-//     y[n,p,q,t] = -sum_{i,j,c} |x_pad[n, p*s_h + i*d_h, q*s_w + j*d_w, c] - w[i,j,c,t]|
+//     y[n,p,q,t] = act(a[t] * -sum_{i,j,c} |x_pad[n, p*s_h + i*d_h, q*s_w + j*d_w, c] - w[i,j,c,t]|
+//                      + o[t])      (a = 1, o = 0 without the inputs; act from the options)
+//     The 4-input form is the int8 export's intermediate model (a BatchNormalization folded).
 //   version 2 (int8, the scheme of adder_int8.h):
 //     inputs:  0 x  int8 [N, H, W, C], per-tensor scale s_x, zero point z_x
 //              1 w  int8 [k_h, k_w, C, C_out], constant, the same scale and zero point as x
-//              2 b  int32 [C_out], constant (accumulator units)
+//              2 a, 3 o  float32 [C_out], constant (the affine, as in version 1)
 //     outputs: 0 y  int8 [N, H_out, W_out, C_out], per-tensor scale s_y, zero point z_y
 //   options (both): the flexbuffer map of adder_options.h.
 //
@@ -47,7 +50,7 @@ struct AdderNode {
   const void* packed_from = nullptr;  // the filter data `packed` was made from
   // int8 (set by AdderPrepare when x is int8).
   bool int8 = false;
-  int bias = -1;  // tensor index
+  int scale = -1, offset = -1;  // tensor indices of the affine, -1 without one
   AdderInt8Filter packed8;
   AdderInt8Requant requant;
 };

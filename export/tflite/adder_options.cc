@@ -220,6 +220,16 @@ bool ParseAdderOptions(const uint8_t* data, size_t size, AdderOptions* options,
       parsed.same_padding = padding == "SAME";
       parsed.explicit_padding = padding == "EXPLICIT";
       seen_padding = true;
+    } else if (key == "activation") {
+      std::string activation;
+      if (!ValueAsString(r, v, &activation) ||
+          (activation != "NONE" && activation != "RELU" && activation != "RELU6")) {
+        *error = "option 'activation' must be the string NONE, RELU or RELU6";
+        return false;
+      }
+      parsed.activation = activation == "RELU"    ? AdderActivation::kRelu
+                          : activation == "RELU6" ? AdderActivation::kRelu6
+                                                  : AdderActivation::kNone;
     } else if (key == "version") {
       int64_t version;
       if (!ValueAsInt(r, v, &version) || version != kAdderOptionsVersion) {

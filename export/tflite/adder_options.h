@@ -4,7 +4,9 @@
 //   {"stride_h": int, "stride_w": int, "dilation_h": int, "dilation_w": int,
 //    "padding": "SAME" | "VALID" | "EXPLICIT", "version": 1}
 // and, with "EXPLICIT" only, "pad_top", "pad_bottom", "pad_left", "pad_right": int in [0, 1024]
-// (zero rows / columns around the input: a ZeroPadding2D folded into the op by the exporter).
+// (zero rows / columns around the input: a ZeroPadding2D folded into the op by the exporter);
+// optionally "activation": "NONE" | "RELU" | "RELU6" (default NONE), applied after the
+// per-channel affine of the node's optional scale / offset inputs (adder_kernel.h).
 //
 // The reader is self-contained and checks every offset against the buffer's bounds: a corrupt
 // or hostile buffer yields an error message, never a read outside the buffer.
@@ -17,11 +19,14 @@
 
 namespace pkkd {
 
+enum class AdderActivation { kNone = 0, kRelu = 1, kRelu6 = 2 };
+
 struct AdderOptions {
   int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   bool same_padding = false;
   bool explicit_padding = false;  // then the pads below apply (else they are 0)
   int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  AdderActivation activation = AdderActivation::kNone;
 };
 
 // The options format this kernel reads (the "version" key of the map).

@@ -2,6 +2,9 @@
 
     python -m keras_pkkd.export --model_dir=runs/resnet20_cifar10_pkkd --output=ann.tflite
     python -m keras_pkkd.export --model=ann.keras --output=ann_builtin.tflite --no_custom_op
+    python -m keras_pkkd.export --model_dir=runs/resnet20_cifar10_pkkd --output=ann_int8.tflite \
+        --quantize=int8 --dataset=cifar10 \
+        --calibration_data=../shared/data/cifar10/train_20k.npz --calibration_examples=500
     python -m keras_pkkd.export --run=ann.tflite --dataset=cifar10 \\
         --eval_data=../shared/data/cifar10/test_10k.npz --num_threads=2
 
@@ -34,10 +37,19 @@ def _parser():
     src.add_argument("--no_custom_op", action="store_true",
                      help="builtin ops only (the pure-TF L1 path): larger and slower, but runs "
                           "in any TFLite runtime")
+    src.add_argument("--quantize", choices=["int8"],
+                     help="full-integer model (int8 adder op, docs/export.md); needs "
+                          "--calibration_data and --dataset")
+    src.add_argument("--calibration_data",
+                     help="images to calibrate the int8 ranges on (.npz or image folder; "
+                          "training images, not the test set)")
+    src.add_argument("--calibration_examples", type=int, default=500,
+                     help="calibration images used (default 500)")
     run = p.add_argument_group("run")
     run.add_argument("--run", metavar="TFLITE", help="evaluate this .tflite on images")
     run.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012"],
-                     help="names the classes and normalization of the images")
+                     help="names the classes and normalization of the images (also of "
+                          "--calibration_data)")
     run.add_argument("--eval_data", help="local .npz file or image folder")
     run.add_argument("--data_dir", help="tensorflow-datasets data_dir")
     run.add_argument("--eval_examples", type=int, help="only the first N images")
@@ -62,11 +74,29 @@ def _export(args):
     source = args.model_dir or args.model
     if not os.path.exists(source):
         _fail(f"model not found: {source}")
-    from keras_pkkd import export  # TensorFlow: imported once the arguments are known good
+    calibration = None
+    if args.quantize:
+        if not args.calibration_data:
+            _fail("--quantize=int8 needs --calibration_data (real images)", 2)
+        if not args.dataset:
+            _fail("--quantize=int8 needs --dataset (the normalization the model expects)", 2)
+        if args.calibration_examples < 1:
+            _fail("--calibration_examples must be >= 1", 2)
+    elif args.calibration_data:
+        _fail("--calibration_data is only used with --quantize=int8", 2)
+    from keras_pkkd import data, export  # TensorFlow: imported once the arguments are good
 
+    if args.quantize:
+        try:
+            source_data = data.load(dataset=args.dataset, eval_data=args.calibration_data,
+                                    eval_examples=args.calibration_examples, download=False,
+                                    eval_only=True)
+        except data.DataError as e:
+            _fail(str(e))
+        calibration = [images for images, _ in source_data.eval_dataset(50).as_numpy_iterator()]
     try:
-        export.to_tflite(source, args.output,
-                         custom_op=not args.no_custom_op, verbose=True)
+        export.to_tflite(source, args.output, custom_op=not args.no_custom_op,
+                         quantize=args.quantize, representative_data=calibration, verbose=True)
     except export.ExportError as e:
         _fail(str(e))
 

@@ -47,6 +47,7 @@ class ExportResult:
     ops: dict  # operator name -> node count
     custom_nodes: int
     custom_op: bool
+    quantize: str | None = None
 
     @property
     def size(self):
@@ -55,7 +56,8 @@ class ExportResult:
     def summary(self):
         ops = ", ".join(f"{name} x{n}" for name, n in sorted(self.ops.items()))
         where = self.path or "(in memory)"
-        return (f"{where}: {self.size:,} bytes, {sum(self.ops.values())} nodes, "
+        kind = "int8" if self.quantize == "int8" else "float32"
+        return (f"{where} ({kind}): {self.size:,} bytes, {sum(self.ops.values())} nodes, "
                 f"{self.custom_nodes} custom ({CUSTOM_OP_NAME}); ops: {ops}")
 
 
@@ -330,9 +332,14 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
             library's kernel at run time: `keras_pkkd.export.interpreter`, the Android
             delegate). False: builtin ops only (the pure-TF L1 path), for runtimes that cannot
             take native code.
-        quantize: None (float32). int8 is not implemented yet (issue #13): anything else is
-            refused.
-        representative_data: reserved for quantize="int8".
+        quantize: None (float32) or "int8": a full-integer model (int8 input, output and
+            activations; every adder layer one int8 AdderConv2D, version 2, with the
+            BatchNormalization after it folded in; the scheme is in docs/export.md). Needs
+            custom_op=True and representative_data.
+        representative_data: for quantize="int8": real images, normalized as the model
+            expects (float32 NHWC array, or an iterable of batches or (images, labels)
+            pairs), over which activation ranges are calibrated; a few hundred training
+            images are typical.
         verbose: print the summary (op list, custom nodes, size).
 
     Returns:
@@ -341,14 +348,26 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
     Raises:
         ExportError: a model or layer that cannot be exported, named in the message.
     """
-    if quantize is not None:
-        raise ExportError(f"quantize={quantize!r} is not supported yet: only float32 export "
-                          "(quantize=None) exists")
-    del representative_data
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize={quantize!r} is not supported: None (float32) or 'int8'")
+    if quantize == "int8":
+        if not custom_op:
+            raise ExportError("quantize='int8' needs custom_op=True (the int8 adder kernel); "
+                              "builtin-only models are float32")
+        if representative_data is None:
+            raise ExportError("quantize='int8' needs representative_data: real images to "
+                              "calibrate the activation ranges on")
+    elif representative_data is not None:
+        raise ExportError("representative_data is only used with quantize='int8'")
     model = resolve_model(model)
     check_exportable(model)
     frozen = _concrete_function(model, custom_op)
     model_bytes, ops, custom_nodes = _rewrite(_convert(frozen, custom_op, model), custom_op)
+    if quantize == "int8":
+        from keras_pkkd.export import quantize as quantization
+
+        model_bytes, _ = quantization.quantize_model(model_bytes, representative_data)
+        ops, custom_nodes = op_counts(model_bytes)
     if path is not None:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -356,10 +375,23 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
         with os.fdopen(fd, "wb") as f:
             f.write(model_bytes)
         os.replace(tmp, path)
-    result = ExportResult(path, model_bytes, ops, custom_nodes, custom_op)
+    result = ExportResult(path, model_bytes, ops, custom_nodes, custom_op, quantize)
     if verbose:
         print(result.summary())
     return result
+
+
+def op_counts(model_bytes):
+    """({operator name: node count}, AdderConv2D node count) of a .tflite's subgraphs."""
+    schema = _schema()
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    names = _op_names()
+    counts = collections.Counter()
+    for sg in m.subgraphs:
+        for op in sg.operators or []:
+            code = m.operatorCodes[op.opcodeIndex]
+            counts[(code.customCode or b"").decode() or names.get(_opcode(code), "?")] += 1
+    return dict(counts), counts.get(CUSTOM_OP_NAME, 0)
 
 
 def tflite_summary(model_bytes):

@@ -9,9 +9,12 @@ The scheme (docs/export.md, "int8"; the kernel in export/tflite/adder_int8.h):
   |x - w| = s_x |q_x - q_w| holds only when both sides share scale and zero point;
 * filter values beyond the input's range are clamped; for every representable x their part
   of |x - w| is |x - w_clamped| plus the constant |w_clamped - w|, so the clamped excess is
-  summed per output channel into an int32 bias (accumulator units), exactly up to one rounding;
-* the int32 sum acc = sum |q_x - q_w| + bias is requantized to the output's int8 grid:
-  q_y = z_y - round(acc * s_x / s_y), with a 31-bit fixed-point multiplier.
+  an exact per-output-channel constant, moved into the offset of the op's affine;
+* the BatchNormalization after an adder layer (MUL + ADD after conversion, with its ReLU) is
+  folded into the op as a per-channel affine a, o (1, 0 without one);
+* the int32 sum acc = sum |q_x - q_w| is requantized per channel to the output's int8 grid:
+  q_y = z_y + round(o / s_y) - round(acc * a s_x / s_y), with a 31-bit fixed-point multiplier,
+  clamped to the activation's range.
 
 How: the float model (custom op AdderConv2D v1) is run with the native kernel on the
 representative images, recording min / max of every float tensor; the TFLite quantizer
@@ -39,11 +42,12 @@ ExportError = converter.ExportError
 
 
 def quantize_filter(w, scale, zero_point):
-    """(q_w int8, bias int32 [C_out]) of a float HWIO filter on the input's grid.
+    """(q_w int8, excess float64 [C_out]) of a float HWIO filter on the input's grid.
 
-    q_w = clip(round(w / scale) + zero_point, -128, 127); bias[t] = round(sum over the taps
+    q_w = clip(round(w / scale) + zero_point, -128, 127); excess[t] = the sum over the taps
     of filter t of the distance from w to the representable range [scale (-128 - z),
-    scale (127 - z)], divided by scale).
+    scale (127 - z)]: what sum |x - w| holds beyond s sum |q_x - q_w| for every x on the grid
+    (up to the rounding of the in-range values).
     """
     w = np.asarray(w, np.float64)
     if w.ndim != 4:
@@ -55,10 +59,102 @@ def quantize_filter(w, scale, zero_point):
     q = np.clip(np.round(w / scale) + zero_point, -128, 127).astype(np.int8)
     lo, hi = scale * (-128 - zero_point), scale * (127 - zero_point)
     excess = np.where(w < lo, lo - w, np.where(w > hi, w - hi, 0.0))
-    bias = np.round(excess.sum(axis=(0, 1, 2)) / scale)
-    if np.abs(bias).max(initial=0) >= 2 ** 31:
-        raise ExportError("the clamped filter excess does not fit an int32 bias")
-    return q, bias.astype(np.int32)
+    return q, excess.sum(axis=(0, 1, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# Folding the affine after each adder op into it (float model, before calibration)
+
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}  # the schema's ActivationFunctionType
+
+
+def _constant_vector(m, tensor, size):
+    """A float32 constant holding `size` values (shape [size] or [1, .., size]), or None."""
+    schema = converter._schema()
+    if tensor.type != schema.TensorType.FLOAT32 or not _has_data(m, tensor):
+        return None
+    shape = list(tensor.shape if tensor.shape is not None else [])
+    if not shape or shape[-1] != size or int(np.prod(shape)) != size:
+        return None
+    return np.frombuffer(bytes(bytearray(m.buffers[tensor.buffer].data)), np.float32).copy()
+
+
+def _fuse_affines(m):
+    """Gives every adder op the inputs (x, w, a, o): the per-channel affine after it (the MUL
+    and ADD a BatchNormalization became, with the ADD's fused ReLU / ReLU6) folded in where
+    the graph has one, else a = 1, o = 0. Returns the number of affines folded."""
+    from flatbuffers import flexbuffers
+
+    schema = converter._schema()
+    op_names = converter._op_names()
+    adder_codes = {i for i, c in enumerate(m.operatorCodes)
+                   if (c.customCode or b"") == converter.CUSTOM_OP_NAME.encode()}
+    folded = 0
+    for sg in m.subgraphs:
+        readers = collections.defaultdict(list)
+        for op in sg.operators:
+            for t in op.inputs:
+                if t >= 0:
+                    readers[int(t)].append(op)
+        graph_outputs = {int(t) for t in sg.outputs}
+
+        def only_reader(tensor, kind):
+            ops = readers.get(tensor, [])
+            if len(ops) != 1 or tensor in graph_outputs:
+                return None
+            code = m.operatorCodes[ops[0].opcodeIndex]
+            return ops[0] if op_names.get(converter._opcode(code)) == kind else None
+
+        def other_constant(op, tensor, size):
+            others = [int(t) for t in op.inputs if int(t) != tensor]
+            if len(op.inputs) != 2 or len(others) != 1:
+                return None
+            return _constant_vector(m, sg.tensors[others[0]], size)
+
+        def activation(op):
+            opts = op.builtinOptions
+            return _ACTIVATIONS.get(getattr(opts, "fusedActivationFunction", 0) if opts else 0)
+
+        removed = set()
+        for op in [o for o in sg.operators if o.opcodeIndex in adder_codes]:
+            if len(op.inputs) != 2:
+                raise ExportError("an adder op already has more than 2 inputs")
+            y = int(op.outputs[0])
+            out_c = int(sg.tensors[y].shape[-1])
+            # y -> [MUL by a constant vector] -> [ADD of a constant vector], the last one
+            # possibly with a fused ReLU / ReLU6 (a BatchNormalization with its activation;
+            # the converter drops the MUL or the ADD when it is the identity).
+            scale, offset, act, out = np.ones(out_c, np.float32), np.zeros(out_c, np.float32), \
+                "NONE", y
+            chain = []
+            mul = only_reader(y, "MUL")
+            a = other_constant(mul, y, out_c) if mul is not None else None
+            if a is not None:
+                scale, act, out = a, activation(mul), int(mul.outputs[0])
+                chain.append(mul)
+            if act == "NONE":
+                add = only_reader(out, "ADD")
+                o = other_constant(add, out, out_c) if add is not None else None
+                if o is not None and activation(add) is not None:
+                    offset, act, out = o, activation(add), int(add.outputs[0])
+                    chain.append(add)
+            if act is None:  # an activation the op does not take: fold nothing
+                scale, offset, act, out, chain = np.ones(out_c, np.float32), \
+                    np.zeros(out_c, np.float32), "NONE", y, []
+            removed |= {id(o_) for o_ in chain}
+            folded += bool(chain)
+            name = sg.tensors[y].name.decode()
+            a_t = _new_tensor(m, sg, f"{name}/affine_scale", [out_c], schema.TensorType.FLOAT32,
+                              scale)
+            o_t = _new_tensor(m, sg, f"{name}/affine_offset", [out_c],
+                              schema.TensorType.FLOAT32, offset)
+            op.inputs = [int(op.inputs[0]), int(op.inputs[1]), a_t, o_t]
+            op.outputs = [out]
+            options = flexbuffers.Loads(bytes(op.customOptions))
+            options["activation"] = act
+            op.customOptions = list(flexbuffers.Dumps(options))
+        sg.operators = [o for o in sg.operators if id(o) not in removed]
+    return folded
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,10 +280,13 @@ def _tensor_quant(tensor, what):
     return float(np.float32(scales[0])), int(zeros[0])
 
 
-def _float_filter(m, tensor):
+def _float_filter(m, tensor, rank=4):
+    """The values of a float32 constant input of an adder op (its filter, scale or offset)."""
     schema = converter._schema()
-    if tensor.type != schema.TensorType.FLOAT32 or not _has_data(m, tensor):
-        raise ExportError(f"adder filter {tensor.name.decode()} is not a float32 constant")
+    if tensor.type != schema.TensorType.FLOAT32 or not _has_data(m, tensor) or \
+            len(tensor.shape) != rank:
+        raise ExportError(f"adder op input {tensor.name.decode()} is not a rank-{rank} float32 "
+                          "constant")
     data = np.frombuffer(bytes(bytearray(m.buffers[tensor.buffer].data)), np.float32)
     return data.reshape(list(tensor.shape))
 
@@ -207,8 +306,21 @@ def _new_tensor(m, sg, name, shape, ttype, data, scale=None, zero_point=None):
     return len(sg.tensors) - 1
 
 
-def _int8_adders(m):
-    """Replaces DEQUANTIZE -> AdderConv2D (float) -> QUANTIZE by one int8 AdderConv2D."""
+def activation_quantization(lo, hi):
+    """(scale, zero point) of an int8 activation with calibrated range [lo, hi], as TFLite's
+    quantizer chooses them: the range widened to hold 0, 256 levels, 0 exactly representable."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi == lo:
+        return 1.0, 0
+    scale = float(np.float32((hi - lo) / 255.0))
+    zero_point = int(np.clip(np.round(-128 - lo / scale), -128, 127))
+    return scale, zero_point
+
+
+def _int8_adders(m, ranges_by_name):
+    """Replaces DEQUANTIZE -> AdderConv2D (float) -> QUANTIZE by one int8 AdderConv2D; a float
+    tensor between two adder ops (which the quantizer leaves alone) becomes int8 with the
+    parameters of its calibrated range."""
     schema = converter._schema()
     op_names = converter._op_names()
     adder_codes = {i for i, c in enumerate(m.operatorCodes)
@@ -228,33 +340,64 @@ def _int8_adders(m):
         def kind(op):
             return op_names.get(converter._opcode(m.operatorCodes[op.opcodeIndex]))
 
+        def is_adder(o):
+            return o is not None and o.opcodeIndex in adder_codes
+
+        def to_int8(index):
+            """An activation between two adder ops, made int8 in place."""
+            tensor = sg.tensors[index]
+            if tensor.type == schema.TensorType.INT8:
+                return index
+            rng = ranges_by_name.get(tensor.name)
+            if rng is None:
+                raise ExportError(f"no calibration range for {tensor.name.decode()}")
+            scale, zero_point = activation_quantization(*rng)
+            q = schema.QuantizationParametersT()
+            q.scale, q.zeroPoint = [scale], [zero_point]
+            tensor.type, tensor.quantization = schema.TensorType.INT8, q
+            return index
+
         removed = set()
         for op in [o for o in sg.operators if o.opcodeIndex in adder_codes]:
             x_f, y_f = int(op.inputs[0]), int(op.outputs[0])
             name = sg.tensors[y_f].name.decode()
             deq = producer.get(x_f)
-            if deq is None or kind(deq) != "DEQUANTIZE":
+            if is_adder(deq):
+                x_q = to_int8(x_f)
+            elif deq is not None and kind(deq) == "DEQUANTIZE":
+                x_q = int(deq.inputs[0])
+            else:
                 raise ExportError(f"adder op {name}: its input is not an int8 tensor "
                                   "(no DEQUANTIZE before it after quantization)")
             quants = readers.get(y_f, [])
-            if len(quants) != 1 or kind(quants[0]) != "QUANTIZE" or y_f in set(sg.outputs):
+            if quants and all(is_adder(r) for r in quants) and y_f not in set(sg.outputs):
+                y_q = to_int8(y_f)
+            elif len(quants) == 1 and kind(quants[0]) == "QUANTIZE" and \
+                    y_f not in set(sg.outputs):
+                y_q = int(quants[0].outputs[0])
+                removed.add(id(quants[0]))
+            else:
                 raise ExportError(f"adder op {name}: the quantizer left float readers of its "
-                                  "output; the int8 model would not be integer-only")
-            x_q, y_q = int(deq.inputs[0]), int(quants[0].outputs[0])
+                                  f"output ({', '.join(kind(q) for q in quants) or 'none'}); "
+                                  "the int8 model would not be integer-only")
             if sg.tensors[x_q].type != schema.TensorType.INT8 or \
                     sg.tensors[y_q].type != schema.TensorType.INT8:
                 raise ExportError(f"adder op {name}: the quantizer gave non-int8 tensors")
             sx, zx = _tensor_quant(sg.tensors[x_q], f"input of adder op {name}")
             _tensor_quant(sg.tensors[y_q], f"output of adder op {name}")
             w = _float_filter(m, sg.tensors[int(op.inputs[1])])
-            q_w, bias = quantize_filter(w, sx, zx)
+            q_w, excess = quantize_filter(w, sx, zx)
             w_q = _new_tensor(m, sg, f"{name}/filter_int8", w.shape, schema.TensorType.INT8,
                               q_w, sx, zx)
-            b = _new_tensor(m, sg, f"{name}/clamp_bias", [w.shape[3]], schema.TensorType.INT32,
-                            bias)
-            op.inputs = [x_q, w_q, b]
+            # real = a (-(s_x acc + excess)) + o: the clamped excess joins the offset.
+            a = _float_filter(m, sg.tensors[int(op.inputs[2])], rank=1)
+            o = _float_filter(m, sg.tensors[int(op.inputs[3])], rank=1)
+            o_t = _new_tensor(m, sg, f"{name}/affine_offset_int8", [w.shape[3]],
+                              schema.TensorType.FLOAT32,
+                              (o.astype(np.float64) - a.astype(np.float64) * excess)
+                              .astype(np.float32))
+            op.inputs = [x_q, w_q, int(op.inputs[2]), o_t]
             op.outputs = [y_q]
-            removed.add(id(quants[0]))
             replaced += 1
         sg.operators = [o for o in sg.operators if id(o) not in removed]
         # DEQUANTIZE ops nothing reads any more (the adders read their int8 inputs).
@@ -304,33 +447,68 @@ def quantize_model(float_bytes, representative_data, num_threads=None):
     import tensorflow as tf
     from tensorflow.lite.python import convert
 
-    ranges, images = calibrate(float_bytes, representative_data, num_threads)
-    calibrated = _with_ranges(float_bytes, ranges)
+    schema = converter._schema()
+    m = schema.ModelT.InitFromPackedBuf(float_bytes, 0)
+    folded = _fuse_affines(m)
+    fused_bytes = _pack(m)
+    ranges, images = calibrate(fused_bytes, representative_data, num_threads)
+    calibrated = _with_ranges(fused_bytes, ranges)
     try:
         quantized = convert.mlir_quantize(calibrated, fully_quantize=True,
                                           input_data_type=tf.int8, output_data_type=tf.int8)
     except Exception as e:  # the quantizer raises ConverterError and others
         raise ExportError(f"TFLite int8 quantization failed: {type(e).__name__}: {e}") from None
-    schema = converter._schema()
+    fused_tensors = schema.ModelT.InitFromPackedBuf(fused_bytes, 0).subgraphs[0].tensors
+    ranges_by_name = {fused_tensors[i].name: r for i, r in ranges.items()}
     m = schema.ModelT.InitFromPackedBuf(quantized, 0)
-    replaced = _int8_adders(m)
+    replaced = _int8_adders(m, ranges_by_name)
     _prune(m)
+    _check_add_scales(m)
     out = _pack(m)
     left = [name for name, n in _float_ops(out).items() if n]
     if left:
         raise ExportError(f"the int8 model still computes in float: {', '.join(left)}")
-    return out, {"calibration_images": images, "int8_adder_ops": replaced}
+    return out, {"calibration_images": images, "int8_adder_ops": replaced,
+                 "affines_folded": folded}
+
+
+def _check_add_scales(m):
+    """TFLite's int8 ADD / SUB abort the process (not an error) when the output scale is below
+    2^-19 of the larger input scale, which a tensor that is zero on every calibration image
+    yields; refuse such a model here, naming the tensor."""
+    op_names = converter._op_names()
+    for sg in m.subgraphs:
+        for op in sg.operators:
+            kind = op_names.get(converter._opcode(m.operatorCodes[op.opcodeIndex]))
+            if kind not in ("ADD", "SUB"):
+                continue
+            scales = []
+            for i in list(op.inputs) + list(op.outputs):
+                q = sg.tensors[int(i)].quantization
+                scales.append(float(q.scale[0]) if q is not None and q.scale is not None
+                              and len(q.scale) else 0.0)
+            *inputs, output = scales
+            if output <= 0 or 2 * max(inputs) / (2 ** 20 * output) >= 1:
+                name = sg.tensors[int(op.outputs[0])].name.decode()
+                raise ExportError(
+                    f"int8 {kind} {name}: its output range is degenerate (scale {output:.3g} "
+                    f"against input scales {', '.join(f'{v:.3g}' for v in inputs)}), most "
+                    "likely a tensor that was zero on every calibration image; calibrate on "
+                    "more, real images, or check the model (dead activations)")
 
 
 def _float_ops(model_bytes):
-    """{op name: count} of operators with a float32 input or output (none in an int8 model)."""
+    """{op name: count} of operators with a float32 activation (a non-constant input or an
+    output; none in an int8 model)."""
     schema = converter._schema()
     m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
     names = converter._op_names()
     counts = collections.Counter()
     for sg in m.subgraphs:
         for op in sg.operators:
-            tensors = [sg.tensors[int(t)] for t in list(op.inputs) + list(op.outputs) if t >= 0]
+            tensors = [sg.tensors[int(t)] for t in op.inputs if t >= 0]
+            tensors = [t for t in tensors if not _has_data(m, t)]
+            tensors += [sg.tensors[int(t)] for t in op.outputs]
             if any(t.type == schema.TensorType.FLOAT32 for t in tensors):
                 code = m.operatorCodes[op.opcodeIndex]
                 name = (code.customCode or b"").decode() or names.get(converter._opcode(code))

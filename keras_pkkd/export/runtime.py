@@ -104,7 +104,8 @@ def interpreter(model, num_threads=None, use_delegate=True):
 
 def predict(interp, images, batch_size=1):
     """Runs `images` (float32 NHWC, already normalized as the model expects) through `interp`
-    in batches; returns the stacked outputs."""
+    in batches; returns the stacked outputs as float32. An int8 model's input is quantized
+    with its input tensor's scale and zero point, and its output dequantized."""
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     images = np.asarray(images, dtype=np.float32)
@@ -112,6 +113,8 @@ def predict(interp, images, batch_size=1):
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
         raise ValueError(f"images of shape {images.shape} do not fit the model's input "
                          f"(batch, {', '.join(map(str, expected))})")
+    if inp["dtype"] == np.int8:
+        images = quantize_input(images, *inp["quantization"])
     results = []
     current = int(inp["shape"][0])
     for start in range(0, len(images), batch_size):
@@ -123,4 +126,18 @@ def predict(interp, images, batch_size=1):
         interp.set_tensor(inp["index"], chunk)
         interp.invoke()
         results.append(interp.get_tensor(out["index"]).copy())
-    return np.concatenate(results) if results else np.zeros((0,))
+    if not results:
+        return np.zeros((0,), np.float32)
+    outputs = np.concatenate(results)
+    if out["dtype"] == np.int8:
+        scale, zero_point = out["quantization"]
+        outputs = (outputs.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+    return outputs
+
+
+def quantize_input(images, scale, zero_point):
+    """float images -> the int8 grid of a model's input (round half to even, saturating)."""
+    if not scale > 0:
+        raise ValueError(f"the model's int8 input has no valid scale ({scale})")
+    q = np.round(np.asarray(images, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
