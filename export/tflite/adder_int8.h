@@ -46,20 +46,28 @@ bool Int8IsaAvailable(Int8Isa isa);
 // [-128, 127], or a ratio |a s_x / s_y| above 2^30.
 struct AdderInt8Requant {
   int32_t input_zero_point = 0, output_zero_point = 0;
-  int32_t lo = -128, hi = 127;         // the activation's range on the output grid
-  std::vector<int64_t> multiplier;     // signed
-  std::vector<int32_t> shift;          // in [1, 62]
-  std::vector<int32_t> offset;         // round(o / s_y), clamped to +-2^24
+  int32_t lo = -128, hi = 127;  // the activation's range on the output grid
+  // Per output channel, zero-padded to a multiple of 16 channels (the vector kernels read
+  // whole vectors): M (signed), the shift S, 2^(S-1), and z_y + O.
+  std::vector<int64_t> multiplier, shift, half, base;
+  int64_t out_c = 0;
   static bool Make(double input_scale, int input_zero_point, double output_scale,
                    int output_zero_point, const float* scale, const float* offset, int64_t out_c,
                    AdderActivation activation, AdderInt8Requant* out, std::string* error);
 };
 
-// The filter (HWIO int8) stored per output channel as q + 128, the taps (i, j, c) contiguous
-// and zero-filled up to a multiple of the version's vector width.
+// The filter (HWIO int8) as q + 128, in the layout of one kernel version:
+//   rows (scalar, NEON): [out_c rounded up to 4][k_pad], taps (i, j, c) contiguous, zero
+//     tail up to k_pad (a multiple of 16);
+//   groups (AVX2: 4 filters, AVX-512: 8 filters per group): [group][step][filter][8 bytes],
+//     the taps in 8-byte steps (k_pad = 8 * steps), groups rounded up to an even count; a
+//     psadbw of one broadcast 8-byte input step against a group gives every filter's partial
+//     sum in its own 64-bit lane, so no horizontal sums are needed.
 struct AdderInt8Filter {
-  std::vector<uint8_t> data;  // [out_c][k_pad]
+  std::vector<uint8_t> data;
   int64_t k = 0, k_pad = 0, k_h = -1, k_w = -1, in_c = -1, out_c = -1;
+  int lanes = 0;  // filters per group; 0: the rows layout
+  int64_t groups = 0;
   Int8Isa isa = Int8Isa::kScalar;
 };
 
