@@ -44,7 +44,7 @@ CHECK="$HERE/host_check"
 WORK="${PKKD_CHECK_DIR:-$ROOT/build/android_check}"
 CXX="${CXX:-g++}"
 REFS="${PKKD_LITERT_REFS:-v1.4.0 v2.2.0 HEAD}"
-TFLITE_SOURCES=(register_adder.cc adder_kernel.cc adder_options.cc thread_pool.cc adder_delegate.cc)
+TFLITE_SOURCES=(register_adder.cc adder_int8.cc adder_kernel.cc adder_options.cc thread_pool.cc adder_delegate.cc)
 mkdir -p "$WORK"
 
 FAILED=0
@@ -332,6 +332,7 @@ stage_tflite_headers() {
       "$CHECK/register_adder_test.cc $tfl_deps ${CORE_OBJECTS[*]} $WORK/litert-headers/$first/.pkkd-ref" \
       "$CXX" -std=c++17 -O0 -g -Wall -Wextra -Werror $flags -I"$KERNELS" -I"$TFLITE" \
       "$CHECK/register_adder_test.cc" "$TFLITE/register_adder.cc" "$TFLITE/adder_kernel.cc" \
+      "$TFLITE/adder_int8.cc" \
       "$TFLITE/adder_options.cc" "$TFLITE/thread_pool.cc" "${CORE_OBJECTS[@]}" -pthread -o "$bin"
   done
   bg_wait || { fail "register_adder_test does not build"; return; }

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -108,6 +109,21 @@ inline int8_t Requantize(int64_t acc, const AdderInt8Requant& rq, int64_t t) {
 }
 
 // ----- x86: groups layout --------------------------------------------------------------------
+
+// Work below this many cycles runs on the calling thread: waking a sleeping worker of the
+// pool costs tens of microseconds here, more than half of a batch-1 ResNet-20 layer in int8
+// (measured with benchmarks/bench_tflite_int8.py: 2 threads were 1.8x slower than 1 thread
+// on every layer before this cut-off).
+constexpr int64_t kMinParallelCycles = 400000;
+
+void RunTiles(const ParallelFor& parallel_for, int64_t tiles, int64_t cost,
+              const std::function<void(int64_t, int64_t)>& fn) {
+  if (tiles * cost < kMinParallelCycles) {
+    if (tiles > 0) fn(0, tiles);
+  } else {
+    parallel_for(tiles, cost, fn);
+  }
+}
 
 constexpr int kTileP = 4;  // output pixels per tile
 constexpr int kTileG = 2;  // filter groups per tile
@@ -223,6 +239,7 @@ void FillPatch(const AdderGeometry& g, const int8_t* x, int64_t pix, uint8_t pad
   std::memset(patch + k, 0, static_cast<size_t>(k_pad - k));
 }
 
+#if defined(__x86_64__)
 void ForwardGroups(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& f,
                    const AdderInt8Requant& rq, int8_t* y, const ParallelFor& parallel_for,
                    GroupTile kernel) {
@@ -259,7 +276,7 @@ void ForwardGroups(const AdderGeometry& g, const int8_t* x, const AdderInt8Filte
   const int64_t tiles = (pixels + kTileP - 1) / kTileP;
   const int64_t group_bytes = steps * 8 * f.lanes;
   const int64_t cost = kTileP * (f.groups * steps * 2 + g.out_c * 4);
-  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
+  RunTiles(parallel_for, tiles, cost, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> patches;
     if (!direct && patches.size() < static_cast<size_t>(kTileP * f.k_pad)) {
       patches.assign(static_cast<size_t>(kTileP * f.k_pad), 0);
@@ -291,6 +308,8 @@ void ForwardGroups(const AdderGeometry& g, const int8_t* x, const AdderInt8Filte
   });
 }
 
+#endif  // __x86_64__
+
 // ----- scalar and NEON: rows layout -----------------------------------------------------------
 
 void ForwardRows(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& f,
@@ -302,7 +321,7 @@ void ForwardRows(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter&
   const uint8_t pad = static_cast<uint8_t>(static_cast<uint8_t>(rq.input_zero_point) ^ 0x80u);
   const int64_t rows = (out_c + kNr - 1) / kNr * kNr;
   const int64_t cost = mr * (k_pad + rows * k_pad / 8);
-  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
+  RunTiles(parallel_for, tiles, cost, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> buffer;
     if (buffer.size() < static_cast<size_t>(mr * k_pad)) buffer.assign(mr * k_pad, 0);
     const uint8_t* xs[4];

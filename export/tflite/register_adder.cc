@@ -3,7 +3,8 @@
 // TensorFlow's tensorflow/lite/tools/build_aar.sh, or any C++ program that links TFLite):
 //
 //   tflite::ops::builtin::BuiltinOpResolver resolver;
-//   resolver.AddCustom("AdderConv2D", tflite::ops::custom::Register_ADDER_CONV2D());
+//   resolver.AddCustom("AdderConv2D", tflite::ops::custom::Register_ADDER_CONV2D(),
+//                      /*min_version=*/1, /*max_version=*/2);   // 1 float32, 2 int8
 //
 // build_aar.sh's selective registration calls Register_ADDER_CONV2D() by itself (its name is
 // the custom code "AdderConv2D" normalized: ADDER_CONV2D), so the AAR's stock Java Interpreter
