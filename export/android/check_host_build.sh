@@ -425,6 +425,8 @@ pkkd_adder_delegate_create
 pkkd_adder_delegate_destroy
 pkkd_adder_delegate_isa
 pkkd_adder_parse_options
+pkkd_adder_int8_forward
+pkkd_adder_int8_isa
 tflite_plugin_create_delegate
 tflite_plugin_destroy_delegate"
 

@@ -125,6 +125,7 @@ void RunTiles(const ParallelFor& parallel_for, int64_t tiles, int64_t cost,
   }
 }
 
+#if defined(__x86_64__)
 constexpr int kTileP = 4;  // output pixels per tile
 constexpr int kTileG = 2;  // filter groups per tile
 
@@ -144,12 +145,13 @@ inline uint64_t Load8(const uint8_t* p) {
 using GroupTile = void (*)(const TileInput&, const uint8_t*, int64_t, const AdderInt8Requant&,
                            int64_t, int, int64_t, int8_t* const*);
 
-#if defined(__x86_64__)
 // gcc 12 reports its own intrinsics' deliberately undefined upper halves (_mm*_undefined_*)
 // as uninitialized; nothing here reads an undefined value.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f,avx512bw,avx512dq"))) void TileAvx512(
     const TileInput& in, const uint8_t* w, int64_t group_stride, const AdderInt8Requant& rq,
     int64_t t0, int valid, int64_t out_c, int8_t* const* out) {
@@ -212,7 +214,9 @@ __attribute__((target("avx2"))) void TileAvx2(const TileInput& in, const uint8_t
     for (int64_t i = 0; i < n; ++i) out[p][t0 + i] = Requantize(sums[i], rq, t0 + i);
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif  // __x86_64__
 
 // A pixel's window as q + 128 into `patch` (padded taps z_x + 128, zero tail up to k_pad).
