@@ -35,3 +35,22 @@ def cifar10_files():
     if not (train.exists() and test.exists()):
         pytest.skip(f"real CIFAR-10 files not found under {CIFAR_DIR} (shared data is absent)")
     return train, test
+
+
+def prepared_for_export(model, images, seed=0):
+    """An untrained network made export-worthy: BN statistics from `images` (else an adder
+    network's activations are dead) and random classifier weights (so that logits differ
+    between images and top-1 comparisons mean something)."""
+    import keras
+    import numpy as np
+
+    from keras_pkkd.training.precise_bn import recalibrate_batchnorm
+
+    rng = np.random.RandomState(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            layer.set_weights([rng.randn(*w.shape).astype(np.float32) * 0.5
+                               for w in layer.get_weights()])
+    recalibrate_batchnorm(model, [images[i:i + 32] for i in range(0, len(images), 32)],
+                          max(1, len(images) // 32))
+    return model

@@ -22,9 +22,8 @@ from keras_pkkd import export, models
 from keras_pkkd.distill import PKKDModel
 from keras_pkkd.export import converter
 from keras_pkkd.layers import AdderConv2D
-from keras_pkkd.training.precise_bn import recalibrate_batchnorm
 
-from conftest import CIFAR_DIR, ROOT
+from conftest import CIFAR_DIR, ROOT, prepared_for_export
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
@@ -42,16 +41,7 @@ def _real_images(n):
         return ((d["x"][:n] / np.float32(255.0) - MEAN) / STD).astype(np.float32)
 
 
-def _prepared(model, images, seed=0):
-    """BN statistics from `images`, random classifier weights."""
-    rng = np.random.RandomState(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            layer.set_weights([rng.randn(*w.shape).astype(np.float32) * 0.5
-                               for w in layer.get_weights()])
-    recalibrate_batchnorm(model, [images[i:i + 32] for i in range(0, len(images), 32)],
-                          max(1, len(images) // 32))
-    return model
+_prepared = prepared_for_export
 
 
 def _assert_agrees(model, tflite_bytes, images, batch_size=1, num_threads=2, **kw):

@@ -17,9 +17,8 @@ import numpy_reference as ref
 from keras_pkkd import export, models
 from keras_pkkd.export import converter, quantize
 from keras_pkkd.layers import AdderConv2D
-from keras_pkkd.training.precise_bn import recalibrate_batchnorm
 
-from conftest import CIFAR_DIR
+from conftest import CIFAR_DIR, prepared_for_export
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
@@ -210,15 +209,7 @@ def _small_ann(seed=0):
     return keras.Model(inp, keras.layers.Dense(10)(y))
 
 
-def _prepared(model, images, seed=0):
-    rng = np.random.RandomState(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            layer.set_weights([rng.randn(*w.shape).astype(np.float32) * 0.5
-                               for w in layer.get_weights()])
-    recalibrate_batchnorm(model, [images[i:i + 32] for i in range(0, len(images), 32)],
-                          max(1, len(images) // 32))
-    return model
+_prepared = prepared_for_export
 
 
 @pytest.fixture(scope="module")
