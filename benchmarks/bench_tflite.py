@@ -52,13 +52,17 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def single_layer(kind, size, cin, cout, k, stride):
+def single_layer(kind, size, cin, cout, k, stride, bn_relu=False):
+    """One adder or conv layer as the zoo builds it; with bn_relu, followed by BN + ReLU."""
     inp = keras.Input((size, size, cin))
     pad = "same" if stride == 1 else "valid"
     x = keras.layers.ZeroPadding2D(k // 2)(inp) if stride > 1 else inp
     layer = (AdderConv2D if kind == "adder" else keras.layers.Conv2D)(
         cout, k, strides=stride, padding=pad, use_bias=False)
-    return keras.Model(inp, layer(x))
+    y = layer(x)
+    if bn_relu:
+        y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+    return keras.Model(inp, y)
 
 
 def timed(interp, repeats):
@@ -90,13 +94,50 @@ def pair(a, b, repeats, blocks=5):
     return float(np.median(ta)), float(np.median(tb))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def layer_table(layer_models, threads, repeats, make_adder, make_conv,
+                labels=("CONV_2D ms", "adder ms")):
+    """Times each (adder bytes, conv bytes, count) of `layer_models` {shape: ...} in pairs,
+    prints a row per shape and the sum over the layers; returns (rows, conv s, adder s)."""
+    conv_label, adder_label = labels
+    print(f"{'layer (HxW, Cin->Cout, k, stride)':38s} {conv_label:>15s} {adder_label:>13s} "
+          f"{'ratio':>6s}  count")
+    rows, total_conv, total_adder = [], 0.0, 0.0
+    for shape, (adder_bytes, conv_bytes, count) in layer_models.items():
+        ta, tc = pair(make_adder(adder_bytes, threads), make_conv(conv_bytes, threads), repeats)
+        total_conv += tc * count
+        total_adder += ta * count
+        size, cin, cout, k, s = shape
+        name = f"{size}x{size}, {cin}->{cout}, {k}x{k}, s{s}"
+        print(f"{name:38s} {tc * 1e3:15.3f} {ta * 1e3:13.3f} {ta / tc:6.2f}  x{count}")
+        rows.append(dict(threads=threads, shape=shape, count=count, conv_ms=tc * 1e3,
+                         adder_ms=ta * 1e3, ratio=ta / tc))
+    print(f"{'sum over the 19 conv layers':38s} {total_conv * 1e3:15.3f} "
+          f"{total_adder * 1e3:13.3f} {total_adder / total_conv:6.2f}")
+    return rows, total_conv, total_adder
+
+
+def parse_args(doc, argv=None):
+    """The TFLite benchmarks' flags: (args, thread counts)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--json", help="also write the results here")
-    args = p.parse_args()
-    threads = [int(t) for t in args.threads.split(",")]
+    args = p.parse_args(argv)
+    return args, [int(t) for t in args.threads.split(",")]
+
+
+def finish(results, nets, json_path):
+    """Prints the models' file sizes and writes `results` (with them) to json_path if set."""
+    sizes = {k: len(v) for k, v in nets.items()}
+    print(f"\nfile sizes: {sizes}")
+    results["file_bytes"] = sizes
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def main():
+    args, threads = parse_args(__doc__)
 
     import ctypes
 
@@ -119,22 +160,10 @@ def main():
     results = {"cpu": cpu_name(), "repeats": args.repeats, "layers": [], "end_to_end": []}
     for t in threads:
         print(f"\n== {t} thread(s)")
-        print(f"{'layer (HxW, Cin->Cout, k, stride)':38s} {'CONV_2D ms':>10s} "
-              f"{'adder ms':>9s} {'ratio':>6s}  count")
-        total_conv = total_adder = 0.0
-        for shape, (adder_bytes, conv_bytes, count) in layer_models.items():
-            a = make_interp(adder_bytes, t, True)
-            c = make_interp(conv_bytes, t, False)
-            ta, tc = pair(a, c, args.repeats)
-            total_conv += tc * count
-            total_adder += ta * count
-            size, cin, cout, k, s = shape
-            name = f"{size}x{size}, {cin}->{cout}, {k}x{k}, s{s}"
-            print(f"{name:38s} {tc * 1e3:10.3f} {ta * 1e3:9.3f} {ta / tc:6.2f}  x{count}")
-            results["layers"].append(dict(threads=t, shape=shape, count=count,
-                                          conv_ms=tc * 1e3, adder_ms=ta * 1e3, ratio=ta / tc))
-        print(f"{'sum over the 19 conv layers':38s} {total_conv * 1e3:10.3f} "
-              f"{total_adder * 1e3:9.3f} {total_adder / total_conv:6.2f}")
+        rows, _, _ = layer_table(layer_models, t, args.repeats,
+                                 lambda b, n: make_interp(b, n, True),
+                                 lambda b, n: make_interp(b, n, False))
+        results["layers"] += rows
         ann_i = make_interp(nets["ann"], t, True)
         cnn_i = make_interp(nets["cnn"], t, False)
         t_ann, t_cnn = pair(ann_i, cnn_i, args.repeats)
@@ -147,12 +176,7 @@ def main():
                                           ann_builtin_ms=t_builtin * 1e3,
                                           ratio=t_ann / t_cnn,
                                           builtin_ratio=t_builtin / t_cnn))
-    sizes = {k: len(v) for k, v in nets.items()}
-    print(f"\nfile sizes: {sizes}")
-    results["file_bytes"] = sizes
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    finish(results, nets, args.json)
 
 
 if __name__ == "__main__":

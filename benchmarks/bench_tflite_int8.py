@@ -18,21 +18,18 @@ here and in docs/export.md.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import json
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_tflite import RESNET20_LAYERS, cpu_name, pair, timed  # noqa: E402
+from bench_tflite import (RESNET20_LAYERS, cpu_name, finish, layer_table,  # noqa: E402
+                          pair, parse_args, single_layer, timed)
 
 from keras_pkkd import export, models  # noqa: E402
-from keras_pkkd.layers import AdderConv2D  # noqa: E402
 from keras_pkkd.training.precise_bn import recalibrate_batchnorm  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,16 +43,6 @@ def calibration_images(n=128):
         with np.load(CIFAR) as d:
             return ((d["x"][:n] / np.float32(255.0) - MEAN) / STD).astype(np.float32), "real"
     return np.random.RandomState(0).randn(n, 32, 32, 3).astype(np.float32), "random"
-
-
-def single_layer(kind, size, cin, cout, k, stride):
-    inp = keras.Input((size, size, cin))
-    pad = "same" if stride == 1 else "valid"
-    x = keras.layers.ZeroPadding2D(k // 2)(inp) if stride > 1 else inp
-    layer = (AdderConv2D if kind == "adder" else keras.layers.Conv2D)(
-        cout, k, strides=stride, padding=pad, use_bias=False)
-    y = keras.layers.ReLU()(keras.layers.BatchNormalization()(layer(x)))
-    return keras.Model(inp, y)
 
 
 def prepared(model, images):
@@ -79,12 +66,7 @@ def make_interp(model_bytes, threads, delegate=True):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--json", help="also write the results here")
-    args = p.parse_args()
-    threads = [int(t) for t in args.threads.split(",")]
+    args, threads = parse_args(__doc__)
 
     lib = ctypes.CDLL(export.delegate_path())
     lib.pkkd_adder_int8_isa.restype = ctypes.c_char_p
@@ -99,7 +81,7 @@ def main():
         feats = np.random.RandomState(1).rand(64, size, size, cin).astype(np.float32)
         pair_bytes = []
         for kind in ("adder", "conv"):
-            model = prepared(single_layer(kind, *shape), feats)
+            model = prepared(single_layer(kind, *shape, bn_relu=True), feats)
             pair_bytes.append(export.to_tflite(model, quantize="int8",
                                                representative_data=feats).model_bytes)
         layer_models[shape] = (*pair_bytes, count)
@@ -113,22 +95,10 @@ def main():
                "layers": [], "end_to_end": []}
     for t in threads:
         print(f"\n== {t} thread(s)")
-        print(f"{'layer (HxW, Cin->Cout, k, stride)':38s} {'int8 CONV_2D ms':>15s} "
-              f"{'int8 adder ms':>13s} {'ratio':>6s}  count")
-        total_conv = total_adder = 0.0
-        for shape, (adder_bytes, conv_bytes, count) in layer_models.items():
-            a = make_interp(adder_bytes, t)
-            c = make_interp(conv_bytes, t, delegate=False)
-            ta, tc = pair(a, c, args.repeats)
-            total_conv += tc * count
-            total_adder += ta * count
-            size, cin, cout, k, s = shape
-            name = f"{size}x{size}, {cin}->{cout}, {k}x{k}, s{s}"
-            print(f"{name:38s} {tc * 1e3:15.3f} {ta * 1e3:13.3f} {ta / tc:6.2f}  x{count}")
-            results["layers"].append(dict(threads=t, shape=shape, count=count,
-                                          conv_ms=tc * 1e3, adder_ms=ta * 1e3, ratio=ta / tc))
-        print(f"{'sum over the 19 conv layers':38s} {total_conv * 1e3:15.3f} "
-              f"{total_adder * 1e3:13.3f} {total_adder / total_conv:6.2f}")
+        rows, _, _ = layer_table(layer_models, t, args.repeats, make_interp,
+                                 lambda b, n: make_interp(b, n, delegate=False),
+                                 labels=("int8 CONV_2D ms", "int8 adder ms"))
+        results["layers"] += rows
         interps = {name: make_interp(b, t, delegate=name.startswith("adder"))
                    for name, b in nets.items()}
         t_ann, t_cnn = pair(interps["adder_int8"], interps["conv_int8"], args.repeats)
@@ -142,12 +112,7 @@ def main():
                                           ann_int8_ms=t_ann * 1e3, ratio=t_ann / t_cnn,
                                           cnn_float_ms=t_cnn_f * 1e3,
                                           ann_float_ms=t_ann_f * 1e3))
-    sizes = {k: len(v) for k, v in nets.items()}
-    print(f"\nfile sizes: {sizes}")
-    results["file_bytes"] = sizes
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    finish(results, nets, args.json)
 
 
 if __name__ == "__main__":
