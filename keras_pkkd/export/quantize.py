@@ -180,9 +180,9 @@ def _batches(representative_data):
 
 
 def calibrate(float_bytes, representative_data, num_threads=None):
-    """{tensor index: (min, max)} of every float activation of an exported float model, over
-    the representative images (run with the native kernel, without XNNPACK, every tensor
-    kept)."""
+    """({tensor index: (min, max)} of every float activation of an exported float model, the
+    number of images), over the representative images (run with the native kernel, without
+    XNNPACK, every adder node its own partition, every tensor kept)."""
     from ai_edge_litert import interpreter as litert
 
     from keras_pkkd.export import runtime
