@@ -102,6 +102,9 @@ Int8Isa DetectBest() {
   return best;
 }
 
+// The largest window k_h * k_w * C: sums stay below 2^29 (AVX2's requantization needs it).
+constexpr int64_t kMaxWindow = int64_t{1} << 21;
+
 inline int8_t Requantize(int64_t acc, const AdderInt8Requant& rq, int64_t t) {
   const int64_t r = (acc * rq.multiplier[t] + rq.half[t]) >> rq.shift[t];
   const int64_t q = rq.base[t] - r;
@@ -206,12 +209,38 @@ __attribute__((target("avx2"))) void TileAvx2(const TileInput& in, const uint8_t
       acc[p][1] = _mm256_add_epi64(acc[p][1], _mm256_sad_epu8(xv, w1v));
     }
   }
-  alignas(32) int64_t sums[kTileG * 4];
-  const int64_t n = std::min<int64_t>(kTileG * 4, out_c - t0);
-  for (int p = 0; p < valid; ++p) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sums), acc[p][0]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 4), acc[p][1]);
-    for (int64_t i = 0; i < n; ++i) out[p][t0 + i] = Requantize(sums[i], rq, t0 + i);
+  // Requantization, 4 lanes at a time. acc < 2^29 (the kernel limits the window to 2^21
+  // bytes) and |M| <= 2^31, so v = acc * M + 2^(S-1) lies within +-2^62, and
+  // floor(v / 2^S) = ((v + 2^62) >>> S) - 2^(62-S): AVX2 has no arithmetic 64-bit shift.
+  const __m256i lo = _mm256_set1_epi64x(rq.lo), hi = _mm256_set1_epi64x(rq.hi);
+  const __m256i bias = _mm256_set1_epi64x(int64_t{1} << 62);
+  // Byte 0 of each 64-bit lane to the low 4 bytes of each 128-bit half.
+  const __m256i gather = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, -1, -1, -1);
+  for (int g = 0; g < kTileG; ++g) {
+    const int64_t t = t0 + g * 4;
+    if (t >= out_c) break;
+    const int64_t n = std::min<int64_t>(4, out_c - t);
+    const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.multiplier.data() + t));
+    const __m256i sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.shift.data() + t));
+    const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.half.data() + t));
+    const __m256i base = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.base.data() + t));
+    const __m256i corr = _mm256_srlv_epi64(bias, sh);  // 2^(62-S)
+    for (int p = 0; p < valid; ++p) {
+      const __m256i v = _mm256_add_epi64(_mm256_mul_epi32(acc[p][g], m), half);
+      const __m256i r = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(v, bias), sh), corr);
+      __m256i q = _mm256_sub_epi64(base, r);
+      q = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q));
+      q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi));
+      const __m256i bytes = _mm256_shuffle_epi8(q, gather);
+      const uint32_t packed =
+          static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_castsi256_si128(bytes))) & 0xFFFFu;
+      const uint32_t upper =
+          static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(bytes, 1))) & 0xFFFFu;
+      const uint32_t four = packed | (upper << 16);
+      std::memcpy(out[p] + t, &four, static_cast<size_t>(n));
+    }
   }
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -507,7 +536,8 @@ bool AdderInt8PackFilter(const AdderGeometry& g, const int8_t* w, Int8Isa isa,
 bool AdderInt8Forward(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& packed,
                       const AdderInt8Requant& rq, int8_t* y, const ParallelFor& parallel_for) {
   if (packed.k_h != g.k_h || packed.k_w != g.k_w || packed.in_c != g.in_c ||
-      packed.out_c != g.out_c || rq.out_c != g.out_c || !Int8IsaAvailable(packed.isa)) {
+      packed.out_c != g.out_c || rq.out_c != g.out_c || packed.k > kMaxWindow ||
+      !Int8IsaAvailable(packed.isa)) {
     return false;
   }
   switch (packed.isa) {

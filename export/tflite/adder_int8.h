@@ -76,7 +76,7 @@ bool AdderInt8PackFilter(const AdderGeometry& g, const int8_t* w, Int8Isa isa,
                          AdderInt8Filter* packed);
 
 // y (int8 NHWC) from x (int8 NHWC) and the packed filter. Returns false (computing nothing)
-// when `packed` or `rq` do not fit g.
+// when `packed` or `rq` do not fit g, or the window k_h * k_w * C exceeds 2^21 bytes.
 bool AdderInt8Forward(const AdderGeometry& g, const int8_t* x, const AdderInt8Filter& packed,
                       const AdderInt8Requant& rq, int8_t* y, const ParallelFor& parallel_for);
 

@@ -144,8 +144,8 @@ TfLiteStatus PrepareInt8(TfLiteContext* context, AdderNode* node, const TfLiteTe
                              ", zero point " + std::to_string(zx) +
                              "): an L1 distance needs both operands on one grid");
   }
-  // Sums of |q_x - q_w| (< 256 each) stay below 2^31.
-  if (g.k_h * g.k_w * g.in_c > (int64_t{1} << 23)) {
+  // Sums of |q_x - q_w| (< 256 each) stay below 2^29 (the vector requantization's bound).
+  if (g.k_h * g.k_w * g.in_c > (int64_t{1} << 21)) {
     return Fail(context, "the filter window k_h * k_w * C is too large for int32 sums");
   }
   std::string error;
