@@ -279,7 +279,6 @@ def _rewrite(model_bytes, custom_op):
     import flatbuffers
 
     m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
-    names = _op_names()
     custom = schema.BuiltinOperator.CUSTOM
     adder_codes = set()
     for i, code in enumerate(m.operatorCodes):
@@ -294,8 +293,6 @@ def _rewrite(model_bytes, custom_op):
         adder_codes.add(i)
     from flatbuffers import flexbuffers
 
-    counts = collections.Counter()
-    custom_nodes = 0
     for sg in m.subgraphs:
         adder_ops = [op for op in sg.operators or [] if op.opcodeIndex in adder_codes]
         options = {id(op): _adder_option_dict(
@@ -306,18 +303,12 @@ def _rewrite(model_bytes, custom_op):
         for op in adder_ops:
             op.customOptions = list(flexbuffers.Dumps(options[id(op)]))
             op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
-        for op in sg.operators or []:
-            code = m.operatorCodes[op.opcodeIndex]
-            if op.opcodeIndex in adder_codes:
-                custom_nodes += 1
-                counts[CUSTOM_OP_NAME] += 1
-            else:
-                counts[names.get(_opcode(code), str(_opcode(code)))] += 1
     if not custom_op and adder_codes:
         raise ExportError("custom_op=False produced custom ops")  # the pure-TF path failed
     builder = flatbuffers.Builder(len(model_bytes) + 1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), dict(counts), custom_nodes
+    out = bytes(builder.Output())
+    return (out, *op_counts(out))
 
 
 def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative_data=None,
@@ -390,7 +381,8 @@ def op_counts(model_bytes):
     for sg in m.subgraphs:
         for op in sg.operators or []:
             code = m.operatorCodes[op.opcodeIndex]
-            counts[(code.customCode or b"").decode() or names.get(_opcode(code), "?")] += 1
+            name = (code.customCode or b"").decode()
+            counts[name or names.get(_opcode(code), str(_opcode(code)))] += 1
     return dict(counts), counts.get(CUSTOM_OP_NAME, 0)
 
 

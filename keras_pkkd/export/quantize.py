@@ -68,15 +68,21 @@ def quantize_filter(w, scale, zero_point):
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 3: "RELU6"}  # the schema's ActivationFunctionType
 
 
-def _constant_vector(m, tensor, size):
-    """A float32 constant holding `size` values (shape [size] or [1, .., size]), or None."""
+def _float_constant(m, tensor):
+    """The values of a float32 constant tensor, shaped as the tensor; None for others."""
     schema = converter._schema()
     if tensor.type != schema.TensorType.FLOAT32 or not _has_data(m, tensor):
         return None
-    shape = list(tensor.shape if tensor.shape is not None else [])
-    if not shape or shape[-1] != size or int(np.prod(shape)) != size:
+    data = np.frombuffer(bytes(bytearray(m.buffers[tensor.buffer].data)), np.float32)
+    return data.reshape(list(tensor.shape if tensor.shape is not None else [-1]))
+
+
+def _constant_vector(m, tensor, size):
+    """A float32 constant holding `size` values (shape [size] or [1, .., size]), or None."""
+    values = _float_constant(m, tensor)
+    if values is None or values.ndim == 0 or values.shape[-1] != size or values.size != size:
         return None
-    return np.frombuffer(bytes(bytearray(m.buffers[tensor.buffer].data)), np.float32).copy()
+    return values.reshape(size).copy()
 
 
 def _fuse_affines(m):
@@ -238,10 +244,10 @@ def calibrate(float_bytes, representative_data, num_threads=None):
     return {i: (lo[i], hi[i]) for i in lo}, images
 
 
-def _with_ranges(float_bytes, ranges):
-    """The float model with min / max on its activation tensors (what the quantizer reads)."""
+def _with_ranges(m, ranges):
+    """The float model `m` (changed in place) with min / max on its activation tensors (what
+    the quantizer reads), packed."""
     schema = converter._schema()
-    m = schema.ModelT.InitFromPackedBuf(float_bytes, 0)
     sg = m.subgraphs[0]
     for index, tensor in enumerate(sg.tensors):
         if index not in ranges or _has_data(m, tensor):
@@ -282,13 +288,11 @@ def _tensor_quant(tensor, what):
 
 def _float_filter(m, tensor, rank=4):
     """The values of a float32 constant input of an adder op (its filter, scale or offset)."""
-    schema = converter._schema()
-    if tensor.type != schema.TensorType.FLOAT32 or not _has_data(m, tensor) or \
-            len(tensor.shape) != rank:
+    values = _float_constant(m, tensor)
+    if values is None or values.ndim != rank:
         raise ExportError(f"adder op input {tensor.name.decode()} is not a rank-{rank} float32 "
                           "constant")
-    data = np.frombuffer(bytes(bytearray(m.buffers[tensor.buffer].data)), np.float32)
-    return data.reshape(list(tensor.shape))
+    return values
 
 
 def _new_tensor(m, sg, name, shape, ttype, data, scale=None, zero_point=None):
@@ -450,16 +454,14 @@ def quantize_model(float_bytes, representative_data, num_threads=None):
     schema = converter._schema()
     m = schema.ModelT.InitFromPackedBuf(float_bytes, 0)
     folded = _fuse_affines(m)
-    fused_bytes = _pack(m)
-    ranges, images = calibrate(fused_bytes, representative_data, num_threads)
-    calibrated = _with_ranges(fused_bytes, ranges)
+    ranges, images = calibrate(_pack(m), representative_data, num_threads)
+    ranges_by_name = {m.subgraphs[0].tensors[i].name: r for i, r in ranges.items()}
+    calibrated = _with_ranges(m, ranges)
     try:
         quantized = convert.mlir_quantize(calibrated, fully_quantize=True,
                                           input_data_type=tf.int8, output_data_type=tf.int8)
     except Exception as e:  # the quantizer raises ConverterError and others
         raise ExportError(f"TFLite int8 quantization failed: {type(e).__name__}: {e}") from None
-    fused_tensors = schema.ModelT.InitFromPackedBuf(fused_bytes, 0).subgraphs[0].tensors
-    ranges_by_name = {fused_tensors[i].name: r for i, r in ranges.items()}
     m = schema.ModelT.InitFromPackedBuf(quantized, 0)
     replaced = _int8_adders(m, ranges_by_name)
     _prune(m)
