@@ -61,6 +61,16 @@ def _parser():
     return p
 
 
+def top_k(logits, k):
+    """The k best classes of each row, best first. Ties (common in int8 outputs, which lie
+    on a grid) go to the lower class index, as argmax does, so that top-1 here matches every
+    argmax-based figure; NumPy's default argsort is not stable (its AVX-512 sort reorders
+    ties)."""
+    import numpy as np
+
+    return np.argsort(-np.asarray(logits), axis=1, kind="stable")[:, :k]
+
+
 def _fail(message, code=1):
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
@@ -137,9 +147,7 @@ def _run(args):
         except ValueError as e:
             _fail(str(e))
         elapsed += time.perf_counter() - t0
-        # Stable: ties (common in int8 outputs, which lie on a grid) go to the lower class
-        # index, as argmax does, so the top-1 here matches every argmax-based figure.
-        top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+        top5 = top_k(logits, 5)
         labels = labels.reshape(-1)
         correct1 += int((top5[:, 0] == labels).sum())
         correct5 += int((top5 == labels[:, None]).any(axis=1).sum())
