@@ -99,8 +99,19 @@ def main(argv=None):
     dataset = None if dataset == "none" else dataset
     if not dataset and not eval_data:
         _fail("name the evaluation data: --dataset or --eval_data", 2)
+    norm = {}
+    if args.dataset is None:  # normalize as the run was trained
+        norm, problem = data.run_normalization(saved)
+        norm = {k: norm[k] for k in ("train_data", "train_examples")}
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
+        elif not saved and not dataset:
+            print("warning: a --model file does not say how its training normalized images: "
+                  "the evaluation images are normalized with their own statistics; pass "
+                  "--dataset for a dataset's constants", file=sys.stderr)
     try:
         source = data.load(dataset=dataset, data_dir=pick("data_dir"), eval_data=eval_data,
+                           **norm,
                            image_size=pick("image_size"), manual_dir=pick("manual_dir"),
                            download=not args.no_download and saved.get("download", True),
                            eval_examples=args.eval_examples, eval_only=True)

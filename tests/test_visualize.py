@@ -512,3 +512,53 @@ def test_features_errors(tiny_runs, tmp_path, capsys):
     code, err = cli_exit(["features", f"--model_dir={runs['cnn']}", "--classes=0,7",
                           f"--output={tmp_path}"], capsys)
     assert code == 1 and "--classes [7]" in err and "3 classes" in err
+
+
+def test_eval_source_normalizes_as_the_runs_trained(tmp_path, capsys):
+    """The figures feed the networks images normalized as their runs' training did: the
+    dataset's constants when the run named one (also when --eval_data picks other images),
+    else the statistics of the run's training .npz (first --train_examples images). Before
+    2026-12-03 an --eval_data override, or a run without a dataset name, got the evaluation
+    images' own statistics."""
+    import types
+
+    from keras_pkkd.data import augment
+    from keras_pkkd.visualize.runs import Network, Run, eval_source
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 120, size=(30, SIZE, SIZE, 3), dtype=np.uint8)
+    test = rng.integers(100, 256, size=(12, SIZE, SIZE, 3), dtype=np.uint8)
+    np.savez(tmp_path / "train.npz", x=train, y=np.arange(30) % CLASSES)
+    np.savez(tmp_path / "test.npz", x=test, y=np.arange(12) % CLASSES)
+
+    def nets(flags, classes=CLASSES):
+        fake = types.SimpleNamespace(input_shape=(None, SIZE, SIZE, 3),
+                                     output_shape=(None, classes))
+        return [Network("n", fake, tmp_path, Run(tmp_path, flags))]
+
+    def stats(x):
+        v = x.reshape(-1, 3).astype(np.float64) / 255.0
+        return v.mean(axis=0), v.std(axis=0)
+
+    cifar = {"dataset": "cifar10", "eval_data": "/elsewhere.npz"}
+    source = eval_source(nets(cifar, 10), eval_data=str(tmp_path / "test.npz"))
+    np.testing.assert_allclose(source.mean, augment.CIFAR10_MEAN)
+    np.testing.assert_allclose(source.std, augment.CIFAR10_STD)
+
+    local = {"dataset": "none", "train_data": str(tmp_path / "train.npz"), "train_examples": 20,
+             "eval_data": str(tmp_path / "test.npz")}
+    for kwargs in ({}, {"eval_data": str(tmp_path / "test.npz")}):
+        source = eval_source(nets(local), **kwargs)
+        for got, want in zip((source.mean, source.std), stats(train[:20])):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    # --dataset given: its constants, as asked.
+    source = eval_source(nets(local, 10), dataset="cifar10",
+                         eval_data=str(tmp_path / "test.npz"))
+    np.testing.assert_allclose(source.mean, augment.CIFAR10_MEAN)
+    # The training file gone: the test images' statistics, and a warning that says so.
+    (tmp_path / "train.npz").unlink()
+    capsys.readouterr()
+    source = eval_source(nets(local))
+    for got, want in zip((source.mean, source.std), stats(test)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert "train.npz is missing" in capsys.readouterr().err

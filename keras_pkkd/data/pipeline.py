@@ -13,6 +13,8 @@ memory) is read with tfds' file shuffling and a shuffle buffer instead: reproduc
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -508,3 +510,35 @@ def load(dataset="cifar10", data_dir=None, train_data=None, eval_data=None, imag
     return Source(name=name, description=description, train=train, eval=ev,
                   num_classes=num_classes, class_names=class_names, image_size=image_size,
                   mean=mean, std=std)
+
+
+def run_normalization(flags):
+    """How a training run normalized its images, as arguments of `load(..., eval_only=True)`.
+
+    Training normalizes with the constants of the dataset it names (`--dataset`), else with the
+    per-channel statistics of its training .npz (the first `--train_examples` images; ImageNet's
+    constants for an image folder). Evaluation images opened without the run's dataset or
+    training file would instead be normalized with their own statistics: close, but not what
+    the network was trained on.
+
+    Args:
+        flags: the run's saved flags (flags.json of its model_dir; {} when unknown).
+
+    Returns:
+        (kwargs, problem): kwargs holds `dataset`, `train_data` and `train_examples` for `load`;
+        problem is None, or a sentence saying why the run's normalization cannot be reproduced
+        (its training file is gone), for the caller to show.
+    """
+    dataset = flags.get("dataset")
+    dataset = None if dataset in (None, "none") else dataset
+    kwargs = {"dataset": dataset, "train_data": None, "train_examples": None}
+    train_data = flags.get("train_data")
+    if dataset is not None or not train_data:
+        return kwargs, None
+    if not os.path.exists(os.path.expanduser(str(train_data))):
+        return kwargs, (f"the run's training data {train_data} is missing, so its "
+                        "normalization constants (that file's per-channel statistics) cannot "
+                        "be recomputed: the evaluation images are normalized with their own "
+                        "statistics instead")
+    kwargs.update(train_data=str(train_data), train_examples=flags.get("train_examples"))
+    return kwargs, None

@@ -182,6 +182,7 @@ def eval_source(networks, dataset=None, eval_data=None, data_dir=None, eval_exam
     from keras_pkkd import data
 
     runs = [n.run for n in networks if n.run is not None]
+    chosen = dataset is not None  # --dataset given: its normalization, as asked
     if dataset is None and eval_data is None:
         picks = {(r.flags.get("dataset"), r.flags.get("eval_data")) for r in runs}
         if len(picks) > 1:
@@ -194,6 +195,27 @@ def eval_source(networks, dataset=None, eval_data=None, data_dir=None, eval_exam
                                  "image folder); networks given as --model files carry no data")
         dataset, eval_data = picks.pop()
         data_dir = data_dir or (runs[0].flags.get("data_dir") if runs else None)
+    norm = {}
+    if not chosen:
+        # Normalize as the runs were trained (their dataset's constants, or their training
+        # .npz's statistics), not with the evaluation images' own statistics.
+        norms = {(tuple(kwargs.values()), problem) for kwargs, problem in
+                 map(data.run_normalization, (r.flags for r in runs))}
+        if len(norms) == 1:
+            (dataset, train_data, train_examples), problem = norms.pop()
+            norm = {"train_data": train_data, "train_examples": train_examples}
+            if problem:
+                progress(f"warning: {problem}")
+        elif not runs and eval_data is not None:
+            progress("warning: networks given as --model files do not say how their training "
+                     "normalized images: the evaluation images are normalized with their own "
+                     "statistics; pass --dataset for a dataset's constants")
+        elif norms:
+            progress("warning: the runs were normalized differently in training ("
+                     + ", ".join(f"{r.name}: dataset={r.flags.get('dataset')} train_data="
+                                 f"{r.flags.get('train_data')}" for r in runs)
+                     + "): pass --dataset to pick the normalization; the evaluation images "
+                     "are normalized with their own statistics")
     dataset = None if dataset == "none" else dataset
     if dataset is None and eval_data is None:
         raise VisualizeError("the runs name no evaluation data: pass --dataset or --eval_data")
@@ -202,8 +224,8 @@ def eval_source(networks, dataset=None, eval_data=None, data_dir=None, eval_exam
     image_size = networks[0].model.input_shape[1]
     try:
         source = data.load(dataset=dataset, data_dir=data_dir, eval_data=eval_data,
-                           image_size=image_size, download=False, eval_examples=eval_examples,
-                           eval_only=True)
+                           **norm, image_size=image_size, download=False,
+                           eval_examples=eval_examples, eval_only=True)
     except data.DataError as e:
         raise VisualizeError(str(e)) from None
     classes = networks[0].model.output_shape[-1]
