@@ -37,9 +37,11 @@ demo: venv
 	$(PY) -m keras_pkkd.demo
 
 # Issue #12's evidence runs (experiments/plan.py; hours on a CPU, resumable: rerun to continue),
-# then docs/results.md from the finished ones. The report is written even when a run crashed.
+# then the feature-space numbers of the finished networks and docs/results.md from the finished
+# runs. The report is written even when a run crashed.
 results: venv
-	$(PY) -m experiments.run; status=$$?; $(PY) -m experiments.report && exit $$status
+	$(PY) -m experiments.run; status=$$?; $(PY) -m experiments.features; \
+	$(PY) -m experiments.report && exit $$status
 
 bench: venv
 	$(PY) benchmarks/bench_adder_op.py

@@ -4,8 +4,9 @@
                                  [--figure=docs/figures/results_curves.png]
 
 Writes the tables (Table 2's methods over seeds, PKKD - ANN against the seed spread, the Table 1
-ablation, the Table 3 sigma sweep, the CNN kernel-sign readings) and the held-out accuracy
-curves, between the markers below; what docs/results.md holds outside them (the conclusions,
+ablation, the Table 3 sigma sweep, the CNN kernel-sign readings), the held-out accuracy
+curves and the feature-space section (evidence/features_e15/, experiments/features.py), between
+the markers below; what docs/results.md holds outside them (the conclusions,
 written by hand) is kept. Runs not finished are listed as pending; nothing is filled in.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import pathlib
 import statistics
 import sys
@@ -321,6 +323,78 @@ def code_text(machine):
     return ", ".join(parts) or "-"
 
 
+FEATURE_ROWS = (("cnn", "model"), ("ann", "model"), ("mmd", "model"), ("bnn", "model"),
+                ("pkkd", "model"), ("pkkd", "teacher"))
+FEATURE_NAMES = {("pkkd", "teacher"): "PKKD's progressive teacher (CNN)"}
+
+
+def load_features(root):
+    """evidence/features_e<epochs>/separation.json (experiments/features.py) or None."""
+    from experiments import features as features_mod
+    path = pathlib.Path(root) / features_mod.NAME / features_mod.SEPARATION_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def features_section(record, picture_rel):
+    """The feature-space section: the picture and the 10-class separation over seeds."""
+    from experiments import features as features_mod
+    lines = ["", "## Feature space (the papers' Figure 1)", "",
+             "The papers' argument: a CNN separates classes by the angle of a feature vector, "
+             "an ANN by its distance, and PKKD moves the ANN towards the CNN. Measured on the "
+             "main table's networks: the penultimate features (the 64-d input of the "
+             "classifier) of all 10,000 test images, 10 classes; NCM: accuracy of the nearest "
+             "class mean by angle (cosine) and by Euclidean distance; between / within: mean "
+             "spread between class means over mean spread within a class, of angles and of "
+             "distances (keras_pkkd/visualize/feature_space.py). Mean ± sample standard "
+             "deviation over the seeds measured.", ""]
+    entries = (record or {}).get("networks", {})
+    lines += ["| network | seeds | NCM by angle | NCM by distance | between/within angle | "
+              "between/within distance |", "|---|---|---|---|---|---|"]
+    keys = ("ncm_cosine", "ncm_euclidean", "angle_ratio", "distance_ratio")
+    for method, network in FEATURE_ROWS:
+        rows = [e for e in entries.values()
+                if e.get("method") == method and e.get("network") == network]
+        name = FEATURE_NAMES.get((method, network), METHOD_NAMES[method])
+        if not rows:
+            lines.append(f"| {name} | pending | - | - | - | - |")
+            continue
+        cells = []
+        for key in keys:
+            mean, std, n = mean_std([e["separation"][key] for e in rows])
+            cells.append(f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else ""))
+        seeds = ", ".join(str(e["seed"]) for e in sorted(rows, key=lambda e: e["seed"]))
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+    lines += ["", "Produced by `python -m experiments.features` (after the runs; it reads "
+              "`runs/evidence/<run>/model.keras` and `teacher.keras`, and keeps its numbers in "
+              f"`evidence/{features_mod.NAME}/{features_mod.SEPARATION_FILE}`, which names the "
+              "commit and CPU of each measurement)."]
+    picture = (record or {}).get("picture")
+    if picture and picture_rel:
+        shown = picture["separation_shown"]
+        lines += ["", f"![feature space]({picture_rel})", "",
+                  f"Seed {features_mod.PICTURE_SEED}'s "
+                  + ", ".join(f"`{r}`" for r in picture["runs"])
+                  + f": the first {picture['per_class']} test images of each of classes "
+                  + ", ".join(str(c) for c in picture["classes"])
+                  + " (airplane, automobile, bird), each network on its own first two "
+                  "principal axes; the origin of the feature space is the `+`, and a dotted "
+                  "line joins it to each class mean, so separation by angle shows as classes on "
+                  "different rays, by distance as classes at different distances along them. "
+                  "The titles give the separation of these 3 classes ("
+                  + "; ".join(f"{label}: NCM by angle {s['ncm_cosine']:.3f}, by distance "
+                              f"{s['ncm_euclidean']:.3f}" for label, s in shown.items())
+                  + f"). Drawn by `{picture['command']}`."]
+    else:
+        lines += ["", "Picture pending: it is drawn once seed "
+                  f"{features_mod.PICTURE_SEED}'s CNN, vanilla ANN and PKKD ANN have finished."]
+    return lines
+
+
 def runs_table(evidence):
     lines = ["", "## Every planned run", "",
              f"{sum(r.name in evidence for r in plan_mod.PLAN)} of {len(plan_mod.PLAN)} "
@@ -427,8 +501,11 @@ generated part) once the main table has its seeds. No claim is made before that.
 """
 
 
-def render(evidence, figure_path=None, figure_rel=None, cpu_now=None):
-    """The generated markdown (between the markers), from `evidence` (load_evidence)."""
+def render(evidence, figure_path=None, figure_rel=None, cpu_now=None, features=None,
+           picture_rel=None):
+    """The generated markdown (between the markers), from `evidence` (load_evidence) and
+    `features` (load_features; the section is left out when neither it nor `picture_rel` is
+    given)."""
     from experiments.run import cpu_info
     cpu_now = cpu_now or cpu_info()["label"]
     finished = [r.name for r in plan_mod.PLAN if r.name in evidence]
@@ -454,6 +531,8 @@ def render(evidence, figure_path=None, figure_rel=None, cpu_now=None):
                   "Drawn by `python -m experiments.report`."]
     else:
         lines.append("Pending: no finished run yet (the figure is drawn once one has).")
+    if features is not None or picture_rel is not None:
+        lines += features_section(features, picture_rel)
     lines += runs_table(evidence)
     lines += ["", END]
     return "\n".join(lines) + "\n"
@@ -488,7 +567,13 @@ def main(argv=None):
         rel = figure.relative_to(output.parent).as_posix()
     except ValueError:
         rel = figure.as_posix()
-    write_document(output, render(evidence, figure, rel))
+    from experiments import features as features_mod
+    features = load_features(args.evidence_root)
+    picture = pathlib.Path(args.evidence_root).resolve() / features_mod.NAME / \
+        features_mod.PICTURE_FILE
+    picture_rel = os.path.relpath(picture, output.parent) if picture.exists() else None
+    write_document(output, render(evidence, figure, rel, features=features or {},
+                                  picture_rel=picture_rel))
     done = sum(r.name in evidence for r in plan_mod.PLAN)
     print(f"{output}: {done} of {len(plan_mod.PLAN)} planned runs finished"
           + (f"; figure {figure}" if figure.exists() else ""))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from experiments import plan
@@ -327,3 +328,91 @@ def test_tiny_real_run_through_the_driver(cifar10_files, tmp_path):
     assert (tmp_path / "runs" / "main_cnn_e15_s0" / "model.keras").exists()
     assert "1 finished" in out.stdout
     print(f"tiny driver run: {time.time() - started:.1f} s")
+
+
+# --- the feature-space evidence (experiments/features.py) --------------------------------------
+
+def _tiny_main_run(runs_root, name, kind, seed, teacher=False):
+    from test_visualize import tiny_model  # the zoo's layer names, a few hundred weights
+
+    d = runs_root / name
+    d.mkdir(parents=True)
+    data_dir = runs_root.parent
+    (d / "flags.json").write_text(json.dumps({
+        "dataset": "none", "train_data": str(data_dir / "train.npz"),
+        "eval_data": str(data_dir / "eval.npz")}))
+    tiny_model(kind, seed=seed).save(d / "model.keras")
+    if teacher:
+        tiny_model("conv", seed=seed + 10).save(d / "teacher.keras")
+    return d
+
+
+def test_features_measures_new_networks_only_and_report_shows_them(tmp_path):
+    """experiments.features on tiny networks with the main runs' names: the 10-class numbers
+    equal feature_space.separation of features computed directly from the pooled layer over
+    every test image; a rerun measures only the runs finished since, keeps the earlier entries
+    and the picture; the report's section gives mean ± std over seeds and pending rows."""
+    import keras
+
+    from keras_pkkd import data
+    from keras_pkkd.visualize import feature_space
+    from keras_pkkd.visualize.runs import load_model_file
+
+    from experiments import features, report
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(36, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(36) % 3
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
+    # The runs "trained" on darker images: their normalization is not the test images' own.
+    np.savez(tmp_path / "train.npz", x=x // 2, y=y)
+    runs_root, ev = tmp_path / "runs", tmp_path / "evidence"
+    _tiny_main_run(runs_root, "main_cnn_e15_s0", "conv", 0)
+    _tiny_main_run(runs_root, "main_ann_e15_s0", "adder", 1)
+    kwargs = dict(runs_root=runs_root, evidence_root=ev, eval_data=str(tmp_path / "eval.npz"))
+    record = features.measure(**kwargs)
+    assert set(record["networks"]) == {"main_cnn_e15_s0", "main_ann_e15_s0"}
+    assert "picture" not in record and not (ev / features.NAME / features.PICTURE_FILE).exists()
+
+    source = data.load(dataset=None, train_data=str(tmp_path / "train.npz"),
+                       eval_data=str(tmp_path / "eval.npz"), download=False, eval_only=True)
+    images = np.concatenate([b.numpy() for b, _ in source.eval_dataset(8)])
+    model = load_model_file(runs_root / "main_ann_e15_s0" / "model.keras")
+    direct = np.asarray(keras.Model(model.inputs[0], model.get_layer("pool").output)(images))
+    ann = record["networks"]["main_ann_e15_s0"]
+    assert ann["images"] == 36 and ann["classes"] == 3 and ann["dim"] == 6
+    expected = feature_space.separation(direct.astype(np.float64), y)
+    for key, value in expected.items():
+        assert ann["separation"][key] == pytest.approx(value, rel=1e-5), key
+
+    _tiny_main_run(runs_root, "main_pkkd_e15_s0", "adder", 2, teacher=True)
+    _tiny_main_run(runs_root, "main_ann_e15_s1", "adder", 3)
+    record2 = features.measure(**kwargs)
+    assert record2["networks"]["main_ann_e15_s0"] == ann        # kept, not measured again
+    assert set(record2["networks"]) == {"main_cnn_e15_s0", "main_ann_e15_s0", "main_ann_e15_s1",
+                                        "main_pkkd_e15_s0", "main_pkkd_e15_s0/teacher"}
+    assert record2["networks"]["main_pkkd_e15_s0/teacher"]["network"] == "teacher"
+    picture = ev / features.NAME / features.PICTURE_FILE
+    assert picture.exists() and record2["picture"]["runs"] == [
+        "main_cnn_e15_s0", "main_ann_e15_s0", "main_pkkd_e15_s0"]
+    drawn = picture.stat().st_mtime_ns
+    features.measure(**kwargs)
+    assert picture.stat().st_mtime_ns == drawn                   # nothing new: not redrawn
+
+    saved = report.load_features(ev)
+    assert saved == json.loads((ev / features.NAME / features.SEPARATION_FILE).read_text())
+    text = "\n".join(report.features_section(saved, "../evidence/features_e15/x.png"))
+    s0 = saved["networks"]["main_ann_e15_s0"]["separation"]["ncm_cosine"]
+    s1 = saved["networks"]["main_ann_e15_s1"]["separation"]["ncm_cosine"]
+    assert f"| vanilla ANN | 0, 1 | {(s0 + s1) / 2:.3f} ± {statistics.stdev([s0, s1]):.3f} |" \
+        in text
+    assert "| MMD ANN | pending |" in text and "| PKKD's progressive teacher (CNN) | 0 |" in text
+    assert "![feature space](../evidence/features_e15/x.png)" in text
+    assert "Picture pending" in "\n".join(report.features_section({}, None))
+
+
+def test_features_cli_refuses_missing_test_images(tmp_path, capsys):
+    from experiments import features
+    assert features.main([f"--eval_data={tmp_path / 'none.npz'}",
+                          f"--runs_root={tmp_path}", f"--evidence_root={tmp_path}"]) == 2
+    assert "none.npz are missing" in capsys.readouterr().err
