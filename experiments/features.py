@@ -11,8 +11,9 @@ features (the classifier's input) of all 10,000 test images and their full-dimen
 separation over the 10 classes (keras_pkkd/visualize/feature_space.py `separation`: accuracy of
 the nearest class mean by angle and by distance, between- over within-class spread of angles and
 of distances). The networks are not committed, so the numbers are kept in
-`evidence/features_e<epochs>/separation.json` and a rerun only adds the runs finished since
-(`--force` measures everything present again).
+`evidence/features_e<epochs>/separation.json` with each network file's SHA-256, and a rerun only
+measures the runs finished since and the networks whose file changed (a retrained run); `--force`
+measures everything present again.
 
 The picture is seed 0's CNN, vanilla ANN and PKKD ANN, drawn by `python -m keras_pkkd.visualize
 features` (150 test images of each of classes 0-2, every network on its own first two principal
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import pathlib
 import shutil
@@ -74,6 +76,15 @@ def networks_of(run, runs_root):
     return out
 
 
+def fingerprint(path):
+    """SHA-256 of a network file: a rerun notices a network retrained since it was measured."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def all_test_images(source):
     """(normalized images, labels) of every evaluation image of `source`, in order."""
     import numpy as np
@@ -112,8 +123,14 @@ def measure(*, runs_root, evidence_root, eval_data, force=False):
         present = networks_of(run, runs_root)
         if not present:
             waiting.append(run.name)
-        todo += [(run, key, label, path) for key, label, path in present
-                 if key not in entries]
+        for key, label, path in present:
+            known = entries.get(key)
+            if known is not None and known.get("sha256") != fingerprint(path):
+                say(f"{key}: {path} is not the network measured on {known.get('measured')} "
+                    "(retrained?): measuring it again")
+                known = None
+            if known is None:
+                todo.append((run, key, label, path))
     code = code_version()
     cpu = cpu_info()["label"]
     today = datetime.datetime.now().isoformat(timespec="seconds")
@@ -131,7 +148,8 @@ def measure(*, runs_root, evidence_root, eval_data, force=False):
             entries[key] = {
                 "run": run.name, "method": run.label["method"], "seed": run.seed,
                 "network": "teacher" if key.endswith(TEACHER_SUFFIX) else "model",
-                "label": label, "dim": int(f.shape[1]), "images": int(len(x)),
+                "label": label, "sha256": fingerprint(path), "dim": int(f.shape[1]),
+                "images": int(len(x)),
                 "classes": int(labels.max()) + 1,
                 "separation": feature_space.separation(f, labels),
                 "measured": today, "commit": code["commit"], "cpu": cpu}
@@ -141,7 +159,12 @@ def measure(*, runs_root, evidence_root, eval_data, force=False):
     picture_runs = [f"main_{m}_e{plan_mod.MAIN_EPOCHS}_s{PICTURE_SEED}" for m in PICTURE_METHODS]
     dirs = [pathlib.Path(runs_root) / n for n in picture_runs]
     have_picture = (out_dir / PICTURE_FILE).exists() and "picture" in record
-    if all((d / "model.keras").is_file() for d in dirs) and (force or not have_picture):
+    present = all((d / "model.keras").is_file() for d in dirs)
+    if present and have_picture and record["picture"].get("sha256") != [
+            fingerprint(d / "model.keras") for d in dirs]:
+        say("the picture's networks changed since it was drawn (retrained?): drawing it again")
+        have_picture = False
+    if present and (force or not have_picture):
         with tempfile.TemporaryDirectory() as tmp:
             result = feature_space.features(
                 model_dirs=[str(d) for d in dirs], output=tmp, classes=PICTURE_CLASSES,
@@ -151,12 +174,13 @@ def measure(*, runs_root, evidence_root, eval_data, force=False):
         record["picture"] = {
             "runs": picture_runs, "classes": list(PICTURE_CLASSES),
             "per_class": PICTURE_PER_CLASS,
+            "sha256": [fingerprint(d / "model.keras") for d in dirs],
             "separation_shown": {r["label"]: r["separation"] for r in result["networks"]},
             "command": ("python -m keras_pkkd.visualize features "
                         + " ".join(f"--model_dir=runs/evidence/{n}" for n in picture_runs)
                         + f" --eval_data={plan_mod.EVAL_DATA} --output=<dir>"),
             "drawn": today, "commit": code["commit"], "cpu": cpu}
-    elif not all((d / "model.keras").is_file() for d in dirs) and not have_picture:
+    elif not present and not have_picture:
         say("picture pending: it needs " + ", ".join(
             n for n, d in zip(picture_runs, dirs) if not (d / "model.keras").is_file()))
     if record.get("networks") or record.get("picture"):

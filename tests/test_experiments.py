@@ -389,6 +389,7 @@ def test_features_measures_new_networks_only_and_report_shows_them(tmp_path):
     _tiny_main_run(runs_root, "main_ann_e15_s1", "adder", 3)
     record2 = features.measure(**kwargs)
     assert record2["networks"]["main_ann_e15_s0"] == ann        # kept, not measured again
+    record2 = json.loads(json.dumps(record2))
     assert set(record2["networks"]) == {"main_cnn_e15_s0", "main_ann_e15_s0", "main_ann_e15_s1",
                                         "main_pkkd_e15_s0", "main_pkkd_e15_s0/teacher"}
     assert record2["networks"]["main_pkkd_e15_s0/teacher"]["network"] == "teacher"
@@ -398,6 +399,15 @@ def test_features_measures_new_networks_only_and_report_shows_them(tmp_path):
     drawn = picture.stat().st_mtime_ns
     features.measure(**kwargs)
     assert picture.stat().st_mtime_ns == drawn                   # nothing new: not redrawn
+    # A retrained network (another file) is measured again, and the picture redrawn.
+    from test_visualize import tiny_model
+    tiny_model("adder", seed=7).save(runs_root / "main_ann_e15_s0" / "model.keras")
+    record3 = features.measure(**kwargs)
+    assert record3["networks"]["main_ann_e15_s0"]["separation"] != ann["separation"]
+    assert record3["networks"]["main_ann_e15_s0"]["sha256"] == features.fingerprint(
+        runs_root / "main_ann_e15_s0" / "model.keras") != ann["sha256"]
+    assert record3["networks"]["main_cnn_e15_s0"] == record2["networks"]["main_cnn_e15_s0"]
+    assert picture.stat().st_mtime_ns != drawn
 
     saved = report.load_features(ev)
     assert saved == json.loads((ev / features.NAME / features.SEPARATION_FILE).read_text())
