@@ -10,6 +10,7 @@ and every image gets the same logits).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import subprocess
 import sys
@@ -436,3 +437,163 @@ def test_struct_layout_matches_litert_headers():
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "matches" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The input normalization written into the model (export.metadata)
+
+
+def _metadata_entries(model_bytes):
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    return [md.name for md in m.metadata or []]
+
+
+def test_metadata_round_trip_and_the_model_still_runs(small_export):
+    from keras_pkkd.export import metadata
+
+    info = metadata.describe([0.1, 0.2, 0.3], [0.5, 0.6, 0.7], "given", num_classes=6,
+                             source="x.keras")
+    tagged = metadata.embed(small_export, info)
+    got = metadata.read(tagged)
+    assert got["input"]["mean"] == [0.1, 0.2, 0.3] and got["input"]["std"] == [0.5, 0.6, 0.7]
+    assert got["input"]["height"] == 9 and got["input"]["width"] == 9
+    assert got["input"]["dtype"] == "float32" and got["num_classes"] == 6
+    assert metadata.read(small_export) is None
+    # Embedding again replaces the entry; the converter's own entries stay.
+    again = metadata.embed(tagged, metadata.describe([0, 0, 0], [1, 1, 1], "other",
+                                                     num_classes=6))
+    assert _metadata_entries(again).count(b"keras_pkkd") == 1
+    assert len(_metadata_entries(again)) == len(_metadata_entries(small_export)) + 1
+    assert metadata.read(again)["input"]["normalization"] == "other"
+    x = np.random.RandomState(0).randn(2, 9, 9, 4).astype(np.float32)
+    np.testing.assert_array_equal(export.predict(export.interpreter(again), x),
+                                  export.predict(export.interpreter(small_export), x))
+    # Malformed entries are named.
+    for payload, message in ((b"{not json", "not valid JSON"),
+                             (b'{"format": 9, "input": {}}', "format 9"),
+                             (b'{"format": 1, "input": {"mean": [1, 2], "std": [1, 1, 1]}}',
+                              "mean must be 3")):
+        def edit(m, payload=payload):
+            md = next(e for e in m.metadata if e.name == b"keras_pkkd")
+            m.buffers[md.buffer].data = list(payload)
+        with pytest.raises(metadata.MetadataError, match=message):
+            metadata.read(_mutate(tagged, edit))
+    with pytest.raises(metadata.MetadataError, match="std must be positive"):
+        metadata.describe([0, 0, 0], [1, 0, 1], "bad", num_classes=6)
+    with pytest.raises(metadata.MetadataError, match="not a .tflite"):
+        metadata.read(b"not a model at all")
+
+
+def _tiny_run(tmp_path, flags, classes=10):
+    """A run dir with a small 10-class ANN and flags.json; its training images are dark and
+    its test images bright, so the two normalizations differ a lot."""
+    rng = np.random.RandomState(0)
+    train = rng.randint(0, 100, (40, 8, 8, 3)).astype(np.uint8)
+    test = rng.randint(120, 256, (30, 8, 8, 3)).astype(np.uint8)
+    np.savez(tmp_path / "train.npz", x=train, y=np.arange(40) % classes)
+    np.savez(tmp_path / "test.npz", x=test, y=np.arange(30) % classes)
+    inp = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inp)
+    h = keras.layers.BatchNormalization()(AdderConv2D(8, 3, padding="same")(h))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(h))
+    model = keras.Model(inp, keras.layers.Dense(classes, name="fc")(h))
+    model = prepared_for_export(model, ((train / 255.0 - 0.2) / 0.1).astype(np.float32))
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "flags.json").write_text(json.dumps(
+        {**flags, "train_data": str(tmp_path / "train.npz"),
+         "eval_data": str(tmp_path / "test.npz")}))
+    return run, model, train, test
+
+
+def _stats(x):
+    v = x.reshape(-1, 3).astype(np.float64) / 255.0
+    return v.mean(axis=0), v.std(axis=0)
+
+
+def test_export_from_a_run_records_its_normalization(tmp_path):
+    from keras_pkkd.data import augment
+
+    run, _, train, _ = _tiny_run(tmp_path, {"dataset": "none", "train_examples": 20})
+    info = export.to_tflite(run).preprocessing
+    mean, std = _stats(train[:20])
+    np.testing.assert_allclose(info["input"]["mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(info["input"]["std"], std, rtol=1e-6)
+    assert "first 20 images" in info["input"]["normalization"]
+    assert export.to_tflite(run / "model.keras").preprocessing == info  # the file in the run
+    # A run on a named dataset: its constants and class names.
+    (run / "flags.json").write_text(json.dumps({"dataset": "cifar10"}))
+    info = export.to_tflite(run).preprocessing
+    assert info["input"]["mean"] == list(augment.CIFAR10_MEAN)
+    assert info["classes"][0] == "airplane"
+    # Explicit choices, and a model that says nothing.
+    model = keras.models.load_model(run / "model.keras")
+    assert export.to_tflite(model).preprocessing is None
+    assert export.to_tflite(run, preprocessing=None).preprocessing is None
+    assert export.to_tflite(model, preprocessing="cifar100").preprocessing["input"]["mean"] == \
+        list(augment.CIFAR100_MEAN)
+    # The run's training file gone: no metadata, and a warning saying why.
+    (run / "flags.json").write_text(json.dumps({"dataset": "none",
+                                                "train_data": str(tmp_path / "gone.npz")}))
+    with pytest.warns(UserWarning, match="gone.npz is missing"):
+        assert export.to_tflite(run).preprocessing is None
+
+
+def test_cli_run_normalizes_with_the_models_metadata(tmp_path):
+    """Exported from a run trained on local files (its training file's statistics), the
+    .tflite runs on other images with the right normalization without --dataset; before,
+    --run normalized with the images' own statistics, silently."""
+    run, model, train, test = _tiny_run(tmp_path, {"dataset": "none"})
+    out = tmp_path / "m.tflite"
+    proc = _cli(f"--model_dir={run}", f"--output={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert "statistics of the training data" in proc.stdout
+    proc = _cli(f"--run={out}", f"--eval_data={tmp_path / 'test.npz'}",
+                f"--json={tmp_path / 'r.json'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "input normalization from the model's metadata" in proc.stderr
+    mean, std = _stats(train)
+    labels = np.arange(30) % 10
+    right = model.predict(((test / 255.0 - mean) / std).astype(np.float32), verbose=0)
+    wrong = model.predict(((test / 255.0 - _stats(test)[0]) / _stats(test)[1])
+                          .astype(np.float32), verbose=0)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["top1"] == pytest.approx((right.argmax(1) == labels).mean())
+    assert (right.argmax(1) != wrong.argmax(1)).any()  # the two normalizations differ here
+    # --dataset contradicting the model's metadata is refused, naming both.
+    proc = _cli(f"--run={out}", "--dataset=cifar10", f"--eval_data={tmp_path / 'test.npz'}")
+    assert proc.returncode == 1 and "records statistics of the training data" in proc.stderr
+    # ... as is exporting the run with a --dataset it was not trained with.
+    proc = _cli(f"--model_dir={run}", f"--output={out}", "--dataset=cifar10")
+    assert proc.returncode == 1 and "leave --dataset out" in proc.stderr
+
+
+def test_android_assets_use_the_models_normalization(tmp_path):
+    """export/android/prepare_assets.py writes the app's model_info.json with the normalization
+    the model records (not --dataset's default), and its Python result under it."""
+    run, model, train, test = _tiny_run(tmp_path, {"dataset": "none"})
+    tflite = tmp_path / "m.tflite"
+    export.to_tflite(run, tflite)
+    assets = tmp_path / "assets"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "export", "android", "prepare_assets.py"),
+         f"--tflite={tflite}", f"--eval_data={tmp_path / 'test.npz'}", "--image_index=3",
+         f"--assets={assets}"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((assets / "model_info.json").read_text())
+    mean, std = _stats(train)
+    np.testing.assert_allclose(info["mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(info["std"], std, rtol=1e-6)
+    x = (test[3:4] / np.float32(255.0) - np.float32(mean)) / np.float32(std)
+    assert info["python_top1"] == int(model.predict(x.astype(np.float32), verbose=0).argmax())
+    assert "statistics of the training data" in info["normalization"]
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "export", "android", "prepare_assets.py"),
+         f"--tflite={tflite}", f"--eval_data={tmp_path / 'test.npz'}", "--dataset=cifar10",
+         f"--assets={assets}"], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 1 and "contradicts the model's recorded" in proc.stderr

@@ -8,6 +8,7 @@ export/tflite/adder_int8.h), and the float .tflite / Keras model for the end-to-
 from __future__ import annotations
 
 import ctypes
+import os
 
 import keras
 import numpy as np
@@ -18,7 +19,7 @@ from keras_pkkd import export, models
 from keras_pkkd.export import converter, quantize
 from keras_pkkd.layers import AdderConv2D
 
-from conftest import CIFAR_DIR, prepared_for_export
+from conftest import CIFAR_DIR, ROOT, prepared_for_export
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
@@ -391,3 +392,32 @@ def test_bad_quantization_parameters_in_a_model_give_errors(tiny, name, mutate, 
     export.interpreter(q.model_bytes).invoke()  # the unmutated model runs
     with pytest.raises((RuntimeError, ValueError), match=message):
         export.interpreter(_mutated(q.model_bytes, mutate))
+
+
+def test_int8_model_records_its_input_quantization_in_the_metadata(tiny, tmp_path):
+    """The metadata of an int8 model gives the float normalization and the input tensor's
+    scale and zero point (what an app needs to feed it); the CLI refuses int8 without a known
+    normalization (the calibration images could not be normalized as in training)."""
+    import subprocess
+    import sys
+
+    from keras_pkkd.export import metadata
+
+    model = tiny
+    images = np.random.default_rng(0).standard_normal((8, 6, 6, 2)).astype(np.float32)
+    info = metadata.describe([0.5, 0.5, 0.5], [0.25, 0.25, 0.25], "given",
+                             num_classes=int(model.outputs[0].shape[-1]))
+    q = export.to_tflite(model, quantize="int8", representative_data=images, preprocessing=info)
+    got = metadata.read(q.model_bytes)
+    detail = export.interpreter(q.model_bytes).get_input_details()[0]
+    assert got["input"]["dtype"] == "int8" and got["input"]["mean"] == [0.5, 0.5, 0.5]
+    assert got["input"]["scale"] == pytest.approx(float(detail["quantization"][0]))
+    assert got["input"]["zero_point"] == int(detail["quantization"][1])
+    model.save(tmp_path / "m.keras")
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_pkkd.export", f"--model={tmp_path / 'm.keras'}",
+         f"--output={tmp_path / 'q.tflite'}", "--quantize=int8",
+         f"--calibration_data={tmp_path / 'none.npz'}"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 2 and "pass --dataset" in proc.stderr

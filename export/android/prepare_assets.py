@@ -8,8 +8,8 @@
 
 Into export/android/sample/src/main/assets/ (--assets): the model, `image.png` (image
 --image_index of a CIFAR-10 .npz, by default ../shared/data/cifar10/test_10k.npz) and
-`model_info.json`: the model's file name, the input normalization of --dataset, the class
-names, the image's label, and the top-1 and logits that the Python LiteRT runtime with this
+`model_info.json`: the model's file name, its input normalization (the one its metadata
+records, export.metadata; else --dataset's), the class names, the image's label, and the top-1 and logits that the Python LiteRT runtime with this
 project's AdderConv2D kernel computes for the same image. The app shows its own result beside
 them. The app normalizes the decoded PNG as (pixel / 255 - mean) / std in float32, the same
 operations as here, so both runtimes see the same input bits.
@@ -61,8 +61,9 @@ def main(argv=None):
                                   ".tflite's name, or resnet20_ann.tflite when exporting)")
     p.add_argument("--eval_data", default=DEFAULT_DATA, help="a CIFAR-style .npz (x, y)")
     p.add_argument("--image_index", type=int, default=0)
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"],
-                   help="normalization and class names")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100"],
+                   help="normalization and class names, for a model whose metadata records "
+                        "none (default then: cifar10); the model's own are used otherwise")
     p.add_argument("--assets", default=DEFAULT_ASSETS)
     p.add_argument("--num_threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -99,13 +100,33 @@ def main(argv=None):
                    else None)
     write_png(os.path.join(args.assets, "image.png"), image)
 
-    mean, std = augment.NORMALIZATION[args.dataset]
+    try:
+        recorded = export.metadata.read(model_path)
+    except export.ExportError as e:
+        print(f"error: {model_path}: {e}", file=sys.stderr)
+        return 1
+    if recorded is not None:
+        mean, std = recorded["input"]["mean"], recorded["input"]["std"]
+        if args.dataset and not export.metadata.agrees(recorded,
+                                                       *augment.NORMALIZATION[args.dataset]):
+            print(f"error: --dataset={args.dataset} contradicts the model's recorded "
+                  f"normalization ({recorded['input']['normalization']}): leave it out",
+                  file=sys.stderr)
+            return 1
+        class_names = recorded.get("classes") or class_names
+        normalization = recorded["input"]["normalization"]
+    else:
+        dataset = args.dataset or "cifar10"
+        mean, std = augment.NORMALIZATION[dataset]
+        normalization = f"{dataset} constants (--dataset; the model records none)"
+        print(f"note: {name} records no input normalization; using {normalization}",
+              file=sys.stderr)
     mean32, std32 = np.float32(mean), np.float32(std)
     x = (image.astype(np.float32) / np.float32(255.0) - mean32) / std32
     interp = export.interpreter(model_path, num_threads=args.num_threads)
     logits = export.predict(interp, x[None].astype(np.float32))[0].astype(np.float64)
 
-    info = {"model": name, "image": "image.png", "dataset": args.dataset,
+    info = {"model": name, "image": "image.png", "normalization": normalization,
             "mean": [float(v) for v in mean32], "std": [float(v) for v in std32],
             "label": label, "python_top1": int(np.argmax(logits)),
             "python_logits": [float(v) for v in logits],

@@ -12,8 +12,8 @@ See docs/data.md for the formats, augmentation, normalization and resume-exact o
 """
 
 from keras_pkkd.data.augment import NORMALIZATION, style_for  # noqa: F401
-from keras_pkkd.data.pipeline import Source, load, run_normalization  # noqa: F401
+from keras_pkkd.data.pipeline import Source, load, normalization, run_normalization  # noqa: F401
 from keras_pkkd.data.sources import KNOWN_DATASETS, DataError, probe_connectivity  # noqa: F401
 
-__all__ = ["load", "run_normalization", "Source", "DataError", "KNOWN_DATASETS",
+__all__ = ["load", "normalization", "run_normalization", "Source", "DataError", "KNOWN_DATASETS",
            "NORMALIZATION", "style_for", "probe_connectivity"]

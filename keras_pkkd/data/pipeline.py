@@ -13,6 +13,7 @@ memory) is read with tfds' file shuffling and a shuffle buffer instead: reproduc
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -81,6 +82,16 @@ class Source:
         self.std = tuple(float(s) for s in std)
         self._train, self._eval = train, eval
         self._tensors = {}
+
+    def with_normalization(self, mean, std, what=None):
+        """A copy whose datasets normalize with other per-channel constants (0..1 scale): those
+        a trained network expects (its export metadata, its run's training data)."""
+        other = copy.copy(self)
+        other.mean = tuple(float(m) for m in mean)
+        other.std = tuple(float(s) for s in std)
+        if what:
+            other.description = f"{self.description}, normalized with {what}"
+        return other
 
     def __repr__(self):
         return (f"Source({self.name!r}, {self.train_size} train / {self.eval_size} eval, "
@@ -542,3 +553,32 @@ def run_normalization(flags):
                         "statistics instead")
     kwargs.update(train_data=str(train_data), train_examples=flags.get("train_examples"))
     return kwargs, None
+
+
+def normalization(dataset=None, train_data=None, train_examples=None, image_size=None):
+    """(mean, std, what): the per-channel constants (0..1 scale) `load` normalizes with.
+
+    The dataset's constants when one is named; else those of the training data, computed
+    exactly as `load` computes them for training (the statistics of the first
+    `train_examples` images of an .npz, resized to `image_size` where `load` would; ImageNet's
+    constants for an image folder). `what` says which, for messages and metadata.
+
+    Raises:
+        DataError: neither named, an unknown dataset, or unreadable training data.
+    """
+    if dataset is not None:
+        if dataset not in aug.NORMALIZATION:
+            raise DataError(f"unknown dataset {dataset!r}: known datasets are "
+                            f"{', '.join(aug.NORMALIZATION)}")
+        mean, std = aug.NORMALIZATION[dataset]
+        return tuple(mean), tuple(std), f"{dataset} constants"
+    if train_data is None:
+        raise DataError("no normalization: name a dataset or the training data")
+    source = load(dataset=None, train_data=train_data, eval_data=train_data,
+                  train_examples=train_examples, eval_examples=1, image_size=image_size,
+                  download=False, eval_only=True)
+    limit = f"first {train_examples} images of " if train_examples else ""
+    what = (f"statistics of the {limit}training data {train_data}"
+            if source.name == "npz" else f"ImageNet constants (training images in folder "
+                                          f"{train_data})")
+    return source.mean, source.std, what

@@ -14,6 +14,7 @@ from keras_pkkd.export.converter import (
     as_float32,
     to_tflite,
 )
+from keras_pkkd.export import metadata  # noqa: E402  (after the converter it imports)
 from keras_pkkd.export.runtime import (
     RuntimeUnavailableError,
     delegate_path,
@@ -23,4 +24,5 @@ from keras_pkkd.export.runtime import (
 )
 
 __all__ = ["CUSTOM_OP_NAME", "ExportError", "ExportResult", "RuntimeUnavailableError",
-           "as_float32", "delegate_path", "interpreter", "load_delegate", "predict", "to_tflite"]
+           "as_float32", "delegate_path", "interpreter", "load_delegate", "metadata", "predict",
+           "to_tflite"]

@@ -8,10 +8,12 @@
     python -m keras_pkkd.export --run=ann.tflite --dataset=cifar10 \\
         --eval_data=../shared/data/cifar10/test_10k.npz --num_threads=2
 
-Export prints the op list, the number of AdderConv2D custom nodes and the file size. --run
+Export prints the op list, the number of AdderConv2D custom nodes, the file size and the input
+normalization it records in the model (docs/export.md; from the run's flags, or --dataset). --run
 evaluates the .tflite with LiteRT and this library's AdderConv2D kernel (top-1 / top-5, images
 per second); --compare=MODEL.keras also runs the Keras network on the same images and reports
-the largest logit difference and the top-1 agreement.
+the largest logit difference and the top-1 agreement. It normalizes the images as the model's
+recorded normalization says, when it has one.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def _parser():
     run.add_argument("--run", metavar="TFLITE", help="evaluate this .tflite on images")
     run.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet2012"],
                      help="names the classes and normalization of the images (also of "
-                          "--calibration_data)")
+                          "--calibration_data), and, exporting a --model file, the "
+                          "normalization recorded in the .tflite (a run's --model_dir records "
+                          "its own)")
     run.add_argument("--eval_data", help="local .npz file or image folder")
     run.add_argument("--data_dir", help="tensorflow-datasets data_dir")
     run.add_argument("--eval_examples", type=int, help="only the first N images")
@@ -88,27 +92,64 @@ def _export(args):
     if args.quantize:
         if not args.calibration_data:
             _fail("--quantize=int8 needs --calibration_data (real images)", 2)
-        if not args.dataset:
-            _fail("--quantize=int8 needs --dataset (the normalization the model expects)", 2)
         if args.calibration_examples < 1:
             _fail("--calibration_examples must be >= 1", 2)
     elif args.calibration_data:
         _fail("--calibration_data is only used with --quantize=int8", 2)
     from keras_pkkd import data, export  # TensorFlow: imported once the arguments are good
 
+    try:
+        model = export.converter.resolve_model(source)
+        info = _input_normalization(args, source, model)
+    except export.ExportError as e:
+        _fail(str(e))
     if args.quantize:
+        if info is None:
+            _fail("--quantize=int8 needs the normalization the model expects, to normalize the "
+                  "calibration images: pass --dataset (or export from the run's --model_dir)", 2)
         try:
             source_data = data.load(dataset=args.dataset, eval_data=args.calibration_data,
                                     eval_examples=args.calibration_examples, download=False,
                                     eval_only=True)
         except data.DataError as e:
             _fail(str(e))
+        source_data = source_data.with_normalization(info["input"]["mean"],
+                                                     info["input"]["std"])
         calibration = [images for images, _ in source_data.eval_dataset(50).as_numpy_iterator()]
     try:
-        export.to_tflite(source, args.output, custom_op=not args.no_custom_op,
-                         quantize=args.quantize, representative_data=calibration, verbose=True)
+        export.to_tflite(model, args.output, custom_op=not args.no_custom_op,
+                         quantize=args.quantize, representative_data=calibration,
+                         preprocessing=info, verbose=True)
     except export.ExportError as e:
         _fail(str(e))
+
+
+def _input_normalization(args, source, model):
+    """The metadata (export.metadata) of the model's input normalization, or None: its run's
+    (a --model_dir, or a .keras file inside one), checked against --dataset; else --dataset's.
+
+    Raises:
+        ExportError: --dataset contradicts the run's normalization.
+    """
+    import warnings
+
+    from keras_pkkd.export import metadata
+
+    info, problem = metadata.for_source(source, model)
+    if problem:
+        warnings.warn(f"cannot tell the run's input normalization: {problem}", stacklevel=2)
+    if args.dataset:
+        given = metadata.for_dataset(args.dataset, int(model.outputs[0].shape[-1]),
+                                     source=source)
+        if info is not None and not metadata.agrees(info, given["input"]["mean"],
+                                                    given["input"]["std"]):
+            raise metadata.MetadataError(
+                f"--dataset={args.dataset} normalizes with mean {given['input']['mean']}, std "
+                f"{given['input']['std']}, but the run of {source} trained with "
+                f"{info['input']['normalization']} (mean {info['input']['mean']}, std "
+                f"{info['input']['std']}): leave --dataset out to use the run's")
+        info = info or given
+    return info
 
 
 def _run(args):
@@ -122,11 +163,28 @@ def _run(args):
 
     from keras_pkkd import data, export
     try:
+        info = export.metadata.read(args.run)
+    except export.ExportError as e:
+        _fail(f"{args.run}: {e}")
+    try:
         source = data.load(dataset=args.dataset, data_dir=args.data_dir,
                            eval_data=args.eval_data, eval_examples=args.eval_examples,
                            download=not args.no_download, eval_only=True)
     except data.DataError as e:
         _fail(str(e))
+    if info is not None:
+        i = info["input"]
+        if args.dataset and not export.metadata.agrees(info, source.mean, source.std):
+            _fail(f"--dataset={args.dataset} normalizes with mean {list(source.mean)}, std "
+                  f"{list(source.std)}, but {args.run} records {i['normalization']} (mean "
+                  f"{i['mean']}, std {i['std']}): leave --dataset out to use the model's")
+        source = source.with_normalization(i["mean"], i["std"], i["normalization"])
+        print(f"input normalization from the model's metadata: {i['normalization']}",
+              file=sys.stderr)
+    elif not args.dataset:
+        print(f"warning: {args.run} records no input normalization and no --dataset was given: "
+              "the images are normalized with their own statistics, which need not be what the "
+              "network was trained with (pass --dataset)", file=sys.stderr)
     try:
         interp = export.interpreter(args.run, num_threads=args.num_threads)
     except (export.RuntimeUnavailableError, ValueError, RuntimeError) as e:

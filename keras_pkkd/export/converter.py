@@ -48,6 +48,7 @@ class ExportResult:
     custom_nodes: int
     custom_op: bool
     quantize: str | None = None
+    preprocessing: dict | None = None  # the "keras_pkkd" metadata written (export.metadata)
 
     @property
     def size(self):
@@ -57,8 +58,17 @@ class ExportResult:
         ops = ", ".join(f"{name} x{n}" for name, n in sorted(self.ops.items()))
         where = self.path or "(in memory)"
         kind = "int8" if self.quantize == "int8" else "float32"
-        return (f"{where} ({kind}): {self.size:,} bytes, {sum(self.ops.values())} nodes, "
+        text = (f"{where} ({kind}): {self.size:,} bytes, {sum(self.ops.values())} nodes, "
                 f"{self.custom_nodes} custom ({CUSTOM_OP_NAME}); ops: {ops}")
+        if self.preprocessing:
+            i = self.preprocessing["input"]
+            text += (f"\ninput: {i['formula']}, mean {[round(v, 4) for v in i['mean']]}, std "
+                     f"{[round(v, 4) for v in i['std']]} ({i['normalization']}; written into "
+                     "the model's 'keras_pkkd' metadata)")
+        else:
+            text += ("\ninput: the model records no normalization (export from a run's "
+                     "model_dir, or pass preprocessing= / --dataset)")
+        return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +322,7 @@ def _rewrite(model_bytes, custom_op):
 
 
 def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative_data=None,
-              verbose=False):
+              preprocessing="auto", verbose=False):
     """Exports an adder network (or any Keras CNN) to TFLite.
 
     Args:
@@ -331,6 +341,11 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
             expects (float32 NHWC array, or an iterable of batches or (images, labels)
             pairs), over which activation ranges are calibrated; a few hundred training
             images are typical.
+        preprocessing: the input normalization written into the model (export.metadata):
+            "auto" (default): a training run's, when `model` is its model_dir or the
+            model.keras inside it (its dataset's constants, or its training file's statistics),
+            else none; a dataset name ("cifar10", ...): its constants and class names; a dict
+            from export.metadata.describe; None: write none.
         verbose: print the summary (op list, custom nodes, size).
 
     Returns:
@@ -350,8 +365,10 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
                               "calibrate the activation ranges on")
     elif representative_data is not None:
         raise ExportError("representative_data is only used with quantize='int8'")
+    origin = model
     model = resolve_model(model)
     check_exportable(model)
+    info = _preprocessing(preprocessing, origin, model)
     frozen = _concrete_function(model, custom_op)
     model_bytes, ops, custom_nodes = _rewrite(_convert(frozen, custom_op, model), custom_op)
     if quantize == "int8":
@@ -359,6 +376,11 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
 
         model_bytes, _ = quantization.quantize_model(model_bytes, representative_data)
         ops, custom_nodes = op_counts(model_bytes)
+    if info is not None:
+        from keras_pkkd.export import metadata
+
+        model_bytes = metadata.embed(model_bytes, info)
+        info = metadata.read(model_bytes)
     if path is not None:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -366,10 +388,33 @@ def to_tflite(model, path=None, *, custom_op=True, quantize=None, representative
         with os.fdopen(fd, "wb") as f:
             f.write(model_bytes)
         os.replace(tmp, path)
-    result = ExportResult(path, model_bytes, ops, custom_nodes, custom_op, quantize)
+    result = ExportResult(path, model_bytes, ops, custom_nodes, custom_op, quantize, info)
     if verbose:
         print(result.summary())
     return result
+
+
+def _preprocessing(preprocessing, origin, model):
+    """The metadata dict to embed (export.metadata), or None."""
+    from keras_pkkd.export import metadata
+
+    num_classes = int(model.outputs[0].shape[-1])
+    if preprocessing is None:
+        return None
+    if isinstance(preprocessing, dict):
+        i = preprocessing.get("input") or {}
+        return metadata.describe(i.get("mean"), i.get("std"), i.get("normalization", "given"),
+                                 num_classes=num_classes, class_names=preprocessing.get("classes"),
+                                 source=preprocessing.get("source"))
+    if preprocessing != "auto":
+        return metadata.for_dataset(preprocessing, num_classes)
+    info, problem = metadata.for_source(origin, model)
+    if problem:
+        import warnings
+
+        warnings.warn(f"the exported model records no input normalization: {problem}",
+                      stacklevel=3)
+    return info
 
 
 def op_counts(model_bytes):
