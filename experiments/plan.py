@@ -48,6 +48,7 @@ SECOND = ("ann", "pkkd")
 ABLATION_KD = ("raw", "conv", "kernel", "kernel_conv")   # METHOD.md Table 1 rows
 ABLATION_TEACHERS = ("fixed", "progressive")
 SIGMAS = ("0.1", "0.5", "1", "5", "10")                  # Table 3 (recipe file spelling)
+DEFAULT_SIGMA = "10"   # the PKKD recipe's --sigma (resnet20_cifar10_pkkd.flags; tested)
 CNN_KERNELS = ("a", "b")                                 # --cnn_kernel (METHOD.md section 3)
 
 # The fixed-teacher ablations read this finished CNN run (its model_dir's model.keras).

@@ -234,6 +234,45 @@ def difference_section(per_method):
     return lines
 
 
+def verdict(what, values, default, spread):
+    """Lines saying which setting of a one-seed comparison wins, by how much over the shipped
+    default, and whether that is beyond the seed spread.
+
+    Args:
+        what: the setting's name ("sigma", ...); values: {setting: top-1 % or None (pending)};
+        default: the key of the shipped default; spread: the PKKD seeds' top-1 values of the
+            main table (their sample standard deviation is the spread of one run).
+    """
+    done = {k: v for k, v in values.items() if v is not None}
+    if len(done) < len(values):
+        return ["", f"Which {what} wins: pending ({len(done)} of {len(values)} finished)."]
+    ranked = sorted(done, key=done.get, reverse=True)
+    best = ranked[0]
+    text = (f"Best {what}: {best} ({done[best]:.2f}%)"
+            + (", the shipped default" if best == default else
+               f", {done[best] - done[default]:.2f} points above the shipped default {default} "
+               f"({done[default]:.2f}%)")
+            + f"; {done[best] - done[ranked[1]]:.2f} points above the next best ({ranked[1]}).")
+    _, std, n = mean_std(spread)
+    if std is None:
+        return ["", text + " Whether that is beyond the seed spread is pending: it needs the "
+                "main table's PKKD seeds (at least 2)."]
+    band = 2 * math.sqrt(2) * std
+    margin = done[best] - done[default]
+    text += (f" One PKKD run's seed standard deviation is {std:.2f} points (the main table, "
+             f"{n} seeds at {plan_mod.MAIN_EPOCHS} epochs; not measured at "
+             f"{plan_mod.SMALL_EPOCHS}), so two single runs differ by up to 2 x sqrt(2) x "
+             f"{std:.2f} = {band:.2f} points by chance (95%). ")
+    if best == default:
+        text += "The default wins; it stays."
+    elif margin > band:
+        text += (f"{best} beats the default beyond that: the default should become {best}.")
+    else:
+        text += (f"{best} does not beat the default beyond that: no setting wins beyond the "
+                 "spread, and the default stays.")
+    return ["", text]
+
+
 def small_cell(name, evidence):
     entry, holder = resolve(name, evidence)
     if entry is None:
@@ -241,7 +280,7 @@ def small_cell(name, evidence):
     return pct(top1(entry)), entry, holder
 
 
-def ablation_table(evidence, cpu_now):
+def ablation_table(evidence, cpu_now, spread=()):
     lines = ["", f"## Ablation at {plan_mod.SMALL_EPOCHS} epochs, seed {plan_mod.SMALL_SEED} "
              "(METHOD.md Table 1)", "",
              f"{DATA_TEXT}; `keras_pkkd/recipes/ablation_<feature_kd>_<teacher>.flags` (the "
@@ -252,12 +291,13 @@ def ablation_table(evidence, cpu_now):
              f"{plan_mod.SMALL_EPOCHS} epochs. Top-1 % of the ANN student, ours (paper). One "
              "seed: differences smaller than the main table's seed spread mean nothing.", "",
              "| feature KD | fixed teacher | progressive teacher |", "|---|---|---|"]
-    used = []
+    used, values = [], {}
     for kd in plan_mod.ABLATION_KD:
         cells = []
         for teacher in plan_mod.ABLATION_TEACHERS:
             name = f"ablation_{kd}_{teacher}_e{plan_mod.SMALL_EPOCHS}_s{plan_mod.SMALL_SEED}"
             text, entry, holder = small_cell(name, evidence)
+            values[f"{KD_NAMES[kd]}, {teacher} teacher"] = top1(entry) if entry else None
             paper = plan_mod.paper_top1(plan_mod.RECIPES_DIR / f"ablation_{kd}_{teacher}.flags")
             note = f" (run `{holder}`)" if holder != name else ""
             cells.append(f"{text} ({pct(paper)}){note}")
@@ -267,45 +307,51 @@ def ablation_table(evidence, cpu_now):
     lines += [""] + produced_by(used, "^ablation_", template(
         "ablation_<feature_kd>_<teacher>.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED,
         " [--teacher_model=runs/evidence/" + plan_mod.TEACHER_RUN + "]"), cpu_now)
+    lines += verdict("feature KD and teacher", values,
+                     f"{KD_NAMES['kernel_conv']}, progressive teacher", spread)
     return lines
 
 
-def sigma_table(evidence, cpu_now):
+def sigma_table(evidence, cpu_now, spread=()):
     lines = ["", f"## Sigma sweep at {plan_mod.SMALL_EPOCHS} epochs, seed {plan_mod.SMALL_SEED} "
              "(METHOD.md Table 3)", "",
              f"{DATA_TEXT}; `keras_pkkd/recipes/sigma_cifar10_<sigma>.flags` (PKKD, kernel + "
              f"1x1 conv, progressive teacher) at {plan_mod.SMALL_EPOCHS} epochs.", "",
              "| sigma | ours top-1 (%) | paper top-1 (%) |", "|---|---|---|"]
-    used = []
+    used, values = [], {}
     for sigma in plan_mod.SIGMAS:
         name = f"sigma_{sigma}_e{plan_mod.SMALL_EPOCHS}_s{plan_mod.SMALL_SEED}"
         text, entry, _ = small_cell(name, evidence)
+        values[f"sigma = {sigma}"] = top1(entry) if entry else None
         paper = plan_mod.paper_top1(plan_mod.RECIPES_DIR / f"sigma_cifar10_{sigma}.flags")
         lines.append(f"| {sigma} | {text} | {pct(paper)} |")
         if entry is not None:
             used.append(entry)
     lines += [""] + produced_by(used, "^sigma_", template(
         "sigma_cifar10_<sigma>.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED), cpu_now)
+    lines += verdict("sigma", values, f"sigma = {plan_mod.DEFAULT_SIGMA}", spread)
     return lines
 
 
-def kernel_table(evidence, cpu_now):
+def kernel_table(evidence, cpu_now, spread=()):
     lines = ["", f"## CNN kernel sign at {plan_mod.SMALL_EPOCHS} epochs, seed "
              f"{plan_mod.SMALL_SEED} (METHOD.md section 3)", "",
              f"{DATA_TEXT}; the PKKD recipe (sigma 10) with `--cnn_kernel=a` (h_c = exp(+Y_c / "
              "(2 sigma^2)), the default) or `b` (exp(-Y_c / (2 sigma^2))), "
              f"{plan_mod.SMALL_EPOCHS} epochs. The paper does not report this comparison.", "",
              "| --cnn_kernel | ours top-1 (%) | run |", "|---|---|---|"]
-    used = []
+    used, values = [], {}
     for reading in plan_mod.CNN_KERNELS:
         name = f"cnn_kernel_{reading}_e{plan_mod.SMALL_EPOCHS}_s{plan_mod.SMALL_SEED}"
         text, entry, holder = small_cell(name, evidence)
+        values[f"--cnn_kernel={reading}"] = top1(entry) if entry else None
         lines.append(f"| {reading} | {text} | `{holder}` |")
         if entry is not None:
             used.append(entry)
     lines += [""] + produced_by(used, "^cnn_kernel_|^sigma_10_", template(
         "resnet20_cifar10_pkkd.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED,
         " --cnn_kernel=<a|b>"), cpu_now)
+    lines += verdict("CNN kernel reading", values, "--cnn_kernel=a", spread)
     return lines
 
 
@@ -518,9 +564,10 @@ def render(evidence, figure_path=None, figure_rel=None, cpu_now=None, features=N
     main_lines, per_method = main_table(evidence, cpu_now)
     lines += main_lines
     lines += difference_section(per_method)
-    lines += ablation_table(evidence, cpu_now)
-    lines += sigma_table(evidence, cpu_now)
-    lines += kernel_table(evidence, cpu_now)
+    spread = per_method.get("pkkd", [])
+    lines += ablation_table(evidence, cpu_now, spread)
+    lines += sigma_table(evidence, cpu_now, spread)
+    lines += kernel_table(evidence, cpu_now, spread)
     lines += ["", "## Held-out accuracy per epoch", ""]
     if figure_path is not None and plot(evidence, figure_path):
         lines += [f"![held-out top-1 per epoch]({figure_rel})", "",

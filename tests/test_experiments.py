@@ -426,3 +426,29 @@ def test_features_cli_refuses_missing_test_images(tmp_path, capsys):
     assert features.main([f"--eval_data={tmp_path / 'none.npz'}",
                           f"--runs_root={tmp_path}", f"--evidence_root={tmp_path}"]) == 2
     assert "none.npz are missing" in capsys.readouterr().err
+
+
+def test_report_verdicts_say_which_setting_wins_and_against_what_spread(tmp_path):
+    """The small-budget tables end with which setting wins, its margin over the shipped
+    default, and whether that margin is beyond 2 sqrt(2) times the PKKD seed std of the main
+    table; pending while runs or seeds are missing."""
+    from experiments import report
+
+    sigmas = {f"sigma = {s}": v for s, v in zip(plan.SIGMAS, (60.0, 61.0, 62.0, 64.0, 63.0))}
+    lines = report.verdict("sigma", sigmas, f"sigma = {plan.DEFAULT_SIGMA}", [68.0, 68.2, 68.4])
+    text = " ".join(lines)
+    std = statistics.stdev([68.0, 68.2, 68.4])
+    assert "Best sigma: sigma = 5 (64.00%), 1.00 points above the shipped default" in text
+    assert f"{2 * 2 ** 0.5 * std:.2f} points by chance" in text
+    assert "the default should become sigma = 5" in text   # 1.00 > 2 sqrt(2) 0.2 = 0.57
+    wide = " ".join(report.verdict("sigma", sigmas, "sigma = 10", [66.0, 68.0, 70.0]))
+    assert "does not beat the default beyond that" in wide and "default stays" in wide
+    assert "needs the main table's PKKD seeds" in " ".join(
+        report.verdict("sigma", sigmas, "sigma = 10", [68.0]))
+    assert "pending (4 of 5 finished)" in " ".join(
+        report.verdict("sigma", {**sigmas, "sigma = 0.1": None}, "sigma = 10", [68.0, 69.0]))
+    same = " ".join(report.verdict("x", {"a": 2.0, "b": 1.0}, "a", [1.0, 2.0]))
+    assert "the shipped default" in same and "The default wins" in same
+    # The default named in the plan is the PKKD recipe's.
+    recipe = (plan.RECIPES_DIR / "resnet20_cifar10_pkkd.flags").read_text()
+    assert f"--sigma={plan.DEFAULT_SIGMA}\n" in recipe
