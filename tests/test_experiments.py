@@ -34,10 +34,18 @@ def test_plan_is_well_formed():
         assert r.epochs == (plan.MAIN_EPOCHS if r.group == "main" else plan.SMALL_EPOCHS)
     main = [r for r in plan.PLAN if r.group == "main"]
     assert {(r.label["method"], r.seed) for r in main} == \
-        {(m, s) for m in plan.MAIN_METHODS for s in plan.MAIN_SEEDS}
+        {(m, s) for m in plan.MAIN_METHODS for s in plan.MAIN_SEEDS} | \
+        {(m, s) for m in plan.SECOND for s in plan.EXTRA_SEEDS}
     assert names[:5] == [f"main_{m}_e15_s0" for m in ("pkkd", "ann", "cnn", "mmd", "bnn")]
     assert names[5:9] == ["main_ann_e15_s1", "main_pkkd_e15_s1", "main_ann_e15_s2",
                           "main_pkkd_e15_s2"]
+    # The extra seeds of the central comparison come after every required main-table seed and
+    # before the small-budget runs.
+    extra = [position[f"main_{m}_e15_s{s}"] for m in plan.SECOND for s in plan.EXTRA_SEEDS]
+    required = [position[f"main_{m}_e15_s{s}"] for m in plan.MAIN_METHODS
+                for s in plan.MAIN_SEEDS]
+    small = [position[r.name] for r in plan.PLAN if r.group != "main"]
+    assert max(required) < min(extra) and max(extra) < min(small)
     fixed = [r for r in plan.PLAN if r.label.get("teacher") == "fixed"]
     assert len(fixed) == 4 and all(r.depends_on == (plan.TEACHER_RUN,) for r in fixed)
     # Every cell of the small-budget tables is a run or an alias of one.
@@ -278,17 +286,28 @@ def test_report_statistics_and_pending_runs(tmp_path):
     report.write_document(output, report.render(evidence, figure, "figures/c.png",
                                                 cpu_now="test CPU"))
     text = output.read_text()
-    assert f"| PKKD ANN | 92.96 | 64.00 ± {std:.2f} | 3 / 3 |" in text
+    assert f"| PKKD ANN | 92.96 | 64.00 ± {std:.2f} | 3 / 5 |" in text
     ann_std = statistics.stdev([60.0, 62.0])
-    assert f"| vanilla ANN | 92.02 | 61.00 ± {ann_std:.2f} | 2 / 3 |" in text
+    assert f"| vanilla ANN | 92.02 | 61.00 ± {ann_std:.2f} | 2 / 5 |" in text
+    # 2 + 3 seeds: 10 splits; |diff| >= 3 for {60,61}|{62,65,66} (4.67), {60,62}|... (3.0),
+    # {61,62}|... (2.5, no)...: the permutation p and Welch's p are both far above 5%.
+    perm, smallest = report.permutation_p([60.0, 62.0], [61.0, 65.0, 66.0])
+    assert f"Not significant at the 5% level: Welch's t-test (df {c['df']:.1f}) p = " \
+        f"{c['p']:.3f}, the exact permutation test p = {perm:.3f} with 2 vanilla ANN and 3 " \
+        f"PKKD ANN seeds (the smallest permutation p these seed counts allow is " \
+        f"{smallest:.3f}, so they cannot show a difference at 5% whatever the numbers)" in text
+    assert "2 of 3 PKKD seeds are above every vanilla ANN seed; 1 of 2 vanilla ANN seeds " \
+        "are below every PKKD seed." in text
     assert "| CNN | 92.93 | pending | 0 / 3 |" in text
+    assert "seeds 0, 1, 2 (and 3, 4 for vanilla ANN and PKKD ANN, the central comparison)" \
+        in text
     assert "s0: 61.00, s1: 65.00, s2: 66.00" in text and "70.00 ± 0.00" in text  # teacher
     assert "| +3.00 |" in text
     # The shared run fills its three cells; the others say pending.
     assert "| 10 | 50.00 | 92.96 |" in text and "| 0.1 | pending | 92.49 |" in text
     assert "50.00 (92.96) (run `sigma_10_e5_s0`)" in text and "| a | 50.00 |" in text
     assert "| b | pending |" in text
-    assert "6 of 28 finished" in text and "not_in_the_plan" not in text
+    assert f"6 of {len(plan.PLAN)} finished" in text and "not_in_the_plan" not in text
     pending = [line for line in text.splitlines() if line.startswith("Pending: `")][0]
     assert "`main_cnn_e15_s0`" in pending and "`main_pkkd_e15_s0`" not in pending
     assert "AMD EPYC (Zen 4; family 25, model 17), 2 CPUs" in text
@@ -299,7 +318,39 @@ def test_report_statistics_and_pending_runs(tmp_path):
     output.write_text(output.read_text().replace("## Conclusions", "## Conclusions\n\nBY HAND"))
     report.write_document(output, report.render({}, None, None, cpu_now="test CPU"))
     text = output.read_text()
-    assert "BY HAND" in text and "0 of 28 finished" in text and text.count(report.BEGIN) == 1
+    assert "BY HAND" in text and f"0 of {len(plan.PLAN)} finished" in text
+    assert text.count(report.BEGIN) == 1
+
+
+@pytest.mark.parametrize("a, b", [
+    ([60.0, 62.0], [61.0, 65.0, 66.0]),
+    ([68.16, 68.14, 68.00], [68.28, 69.40, 69.01]),     # the seeds of the main table
+    ([1.0, 2.0, 3.0, 4.0, 5.0], [3.0, 3.0, 6.0, 7.0, 2.5]),   # ties across the groups
+    ([5.0, 5.0], [5.0, 5.0, 5.0]),                     # no difference at all: p = 1
+])
+def test_permutation_p_matches_scipy_exact(a, b):
+    from experiments import report
+    stats = pytest.importorskip("scipy.stats")
+    np = pytest.importorskip("numpy")
+    p, smallest = report.permutation_p(a, b)
+    # Two-sided as |difference of means| >= the observed one (scipy's own "two-sided" doubles
+    # the smaller tail instead, which differs for unequal group sizes).
+    ref = stats.permutation_test(
+        (np.array(b), np.array(a)),
+        lambda x, y, axis: np.abs(np.mean(x, axis) - np.mean(y, axis)),
+        permutation_type="independent", alternative="greater", n_resamples=np.inf)
+    assert p == pytest.approx(ref.pvalue)
+    assert 0 < smallest <= p
+
+
+def test_permutation_p_smallest_attainable():
+    from experiments import report
+    # Perfectly separated groups reach the smallest p: 2 / C(6, 3) with 3 a side (the two
+    # mirror-image splits), 2 / C(10, 5) with 5 a side.
+    assert report.permutation_p([1, 2, 3], [4, 5, 6]) == (pytest.approx(0.1), pytest.approx(0.1))
+    p, smallest = report.permutation_p([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert p == pytest.approx(2 / 252) and smallest == pytest.approx(2 / 252)
+    assert report.permutation_p([], [1.0]) is None
 
 
 # --- one real tiny run through the driver ------------------------------------------------------
