@@ -14,6 +14,10 @@ on with the next. A run whose dependency (the fixed-teacher ablations read the m
 CNN run) has not finished is postponed until it has, or reported as blocked at the end.
 One driver at a time per runs root (a lock file); exit code 1 when a run crashed or stayed
 blocked, 2 for a bad invocation or missing data.
+
+`--list` shows each run's state (done / partial: k of n epochs / pending) and estimates the
+training time left: every unfinished epoch at the wall time per epoch of finished runs of the
+same kind (each run's quickest driver session of 3 or more epochs, median over the runs).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -378,7 +383,9 @@ def parse_args(argv):
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", help="run only the planned runs whose name matches this regex "
                    "(re.search)")
-    p.add_argument("--list", action="store_true", help="list the plan with each run's state")
+    p.add_argument("--list", action="store_true",
+                   help="list the plan with each run's state and the training time left, "
+                        "estimated from the finished runs' per-epoch wall times")
     p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--threads", type=int, help="CPU threads of each training subprocess "
                    "(TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS, OMP_NUM_THREADS)")
@@ -413,6 +420,76 @@ def select(runs, only):
     return chosen
 
 
+def training_kind(run):
+    """What a run trains, for time estimates: its method in the main table; every
+    small-budget run (ablation, sigma, kernel sign) trains a PKKD teacher-student pair."""
+    return run.label.get("method", "pkkd")
+
+
+MIN_EPOCHS_FOR_RATE = 3   # a driver session shorter than this is mostly start-up and evaluation
+
+
+def run_rate(machine, progress, epochs):
+    """Wall seconds per epoch of one finished run: the quickest of its driver sessions that
+    trained at least MIN_EPOCHS_FOR_RATE epochs (machine.json `sessions`: a session's epochs
+    run from its `resumed_after_epoch` to the next session's, or to `epochs`), so a session
+    slowed by other work on the CPU does not count; else progress.json's wall time over all
+    epochs; None where neither is readable."""
+    sessions = machine.get("sessions") or []
+    rates = []
+    for i, sess in enumerate(sessions):
+        try:
+            start = int(sess.get("resumed_after_epoch") or 0)
+            end = int(sessions[i + 1].get("resumed_after_epoch") or 0) \
+                if i + 1 < len(sessions) else int(epochs)
+            elapsed = float(sess["driver_elapsed_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if end - start >= MIN_EPOCHS_FOR_RATE and elapsed > 0:
+            rates.append(elapsed / (end - start))
+    if rates:
+        return min(rates)
+    try:
+        done, wall = int(progress["finished_epochs"]), float(progress["wall_seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return wall / done if done > 0 and wall > 0 else None
+
+
+def seconds_per_epoch(driver):
+    """{training kind: median over the finished runs of that kind of their run_rate}, read
+    from evidence/<run>/ (machine.json, progress.json, results.json)."""
+    rates = {}
+    for run in driver.all_runs.values():
+        d = driver.evidence_dir(run.name)
+        try:
+            results = json.loads((d / DONE_FILE).read_text())
+            machine = json.loads((d / "machine.json").read_text())
+            progress = json.loads((d / "progress.json").read_text())
+        except (OSError, ValueError):
+            continue
+        rate = run_rate(machine, progress, results.get("epochs", run.epochs))
+        if rate is not None:
+            rates.setdefault(training_kind(run), []).append(rate)
+    return {kind: statistics.median(v) for kind, v in rates.items()}
+
+
+def remaining_estimate(driver):
+    """(seconds, names of unfinished runs with no measured rate, rates): the epochs left of the
+    selected unfinished runs at the measured per-epoch times of their kind."""
+    rates = seconds_per_epoch(driver)
+    seconds, unknown = 0.0, []
+    for run in driver.runs:
+        if driver.has_evidence(run.name) or driver.finished_in_runs(run.name):
+            continue
+        rate = rates.get(training_kind(run))
+        if rate is None:
+            unknown.append(run.name)
+            continue
+        seconds += max(run.epochs - (driver._progress(run.name) or 0), 0) * rate
+    return seconds, unknown, rates
+
+
 def list_plan(driver):
     total = len(driver.runs)
     for i, run in enumerate(driver.runs, 1):
@@ -426,6 +503,16 @@ def list_plan(driver):
         deps = f"  after {', '.join(run.depends_on)}" if run.depends_on else ""
         print(f"{i:2d}/{total} {run.name:38s} {run.group:10s} {run.recipe:38s} "
               f"epochs {run.epochs:2d} seed {run.seed}  {state}{deps}")
+    seconds, unknown, rates = remaining_estimate(driver)
+    if rates:
+        print("# wall time per epoch (median over the finished runs of each one's quickest "
+              "driver session): "
+              + ", ".join(f"{kind} {fmt_seconds(rates[kind])}" for kind in sorted(rates)))
+    print(f"# left: about {fmt_seconds(seconds)} of training at those rates"
+          + (f", plus {len(unknown)} run(s) of a kind not measured yet ({', '.join(unknown)})"
+             if unknown else "")
+          + "; fixed-teacher ablations take the PKKD rate, so they are overestimated; a CPU "
+          "shared with other work is slower")
 
 
 def main(argv=None):

@@ -211,7 +211,7 @@ def test_dry_run_prints_the_commands_and_list_shows_states(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if not line.startswith("#")]
-    assert len(lines) == 4
+    assert len(lines) == len(plan.MAIN_SEEDS + plan.EXTRA_SEEDS) + 1   # PKKD seeds + raw_fixed
     first = shlex.split(lines[0])
     assert first[1:4] == ["-m", "keras_pkkd.train", "--flagfile=resnet20_cifar10_pkkd.flags"]
     assert "--epochs=15" in first and "--seed=0" in first
@@ -221,11 +221,50 @@ def test_dry_run_prints_the_commands_and_list_shows_states(tmp_path):
     assert not (tmp_path / "runs").exists()
     out = subprocess.run(args + ["--list"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
-    assert out.returncode == 0 and len(out.stdout.splitlines()) == len(plan.PLAN)
+    listed = [line for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert out.returncode == 0 and len(listed) == len(plan.PLAN)
     assert "pending" in out.stdout
+    # Nothing finished in this empty evidence root: no rate, every run unmeasured.
+    assert f"plus {len(plan.PLAN)} run(s) of a kind not measured yet" in out.stdout
     bad = subprocess.run(args + ["--only=nothing_matches"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "matches no planned run" in bad.stderr
+
+
+def test_run_rate_takes_the_quickest_long_session():
+    sessions = [{"resumed_after_epoch": 0, "driver_elapsed_s": 1000.0},   # epochs 1-4: 250 s
+                {"resumed_after_epoch": 4, "driver_elapsed_s": 50.0},     # epoch 5 only: skipped
+                {"resumed_after_epoch": 5, "driver_elapsed_s": 2000.0}]   # epochs 6-15: 200 s
+    progress = {"finished_epochs": 15, "wall_seconds": 3050.0}
+    assert driver_mod.run_rate({"sessions": sessions}, progress, 15) == pytest.approx(200.0)
+    # Only short sessions (or none recorded): all epochs' wall time.
+    assert driver_mod.run_rate({"sessions": sessions[1:2]}, progress, 5) == \
+        pytest.approx(3050.0 / 15)
+    assert driver_mod.run_rate({}, progress, 15) == pytest.approx(3050.0 / 15)
+    assert driver_mod.run_rate({}, {"finished_epochs": 0}, 15) is None
+
+
+def test_remaining_estimate_from_finished_runs(tmp_path):
+    ev, runs = tmp_path / "ev", tmp_path / "runs"
+    finished = {"main_ann_e15_s0": 100.0, "main_ann_e15_s1": 140.0, "main_pkkd_e15_s0": 300.0}
+    for name, rate in finished.items():
+        d = ev / name
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"epochs": 15}))
+        (d / "machine.json").write_text(json.dumps(
+            {"sessions": [{"resumed_after_epoch": 0, "driver_elapsed_s": 15 * rate}]}))
+        (d / "progress.json").write_text(json.dumps({"finished_epochs": 15,
+                                                     "wall_seconds": 15 * rate}))
+    (runs / "main_ann_e15_s2").mkdir(parents=True)   # 5 of its 15 epochs done
+    (runs / "main_ann_e15_s2" / "progress.json").write_text(json.dumps({"finished_epochs": 5}))
+    chosen = [plan.BY_NAME[n] for n in ("main_ann_e15_s0", "main_ann_e15_s2", "main_pkkd_e15_s1",
+                                        "sigma_1_e5_s0", "main_cnn_e15_s1")]
+    d = driver_mod.Driver(chosen, runs_root=runs, evidence_root=ev, all_runs=plan.PLAN)
+    seconds, unknown, rates = driver_mod.remaining_estimate(d)
+    assert rates == {"ann": pytest.approx(120.0), "pkkd": pytest.approx(300.0)}
+    # ann s2: 10 epochs at 120 s; pkkd s1: 15 at 300 s; sigma (a PKKD pair): 5 at 300 s.
+    assert seconds == pytest.approx(10 * 120 + 15 * 300 + 5 * 300)
+    assert unknown == ["main_cnn_e15_s1"]
 
 
 def test_driver_refuses_to_start_without_the_data(tmp_path):
