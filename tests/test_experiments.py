@@ -352,6 +352,13 @@ def test_report_statistics_and_pending_runs(tmp_path):
     assert "AMD EPYC (Zen 4; family 25, model 17), 2 CPUs" in text
     assert "--only='^main_'" in text and "--epochs=15 --seed=<seed>" in text
     assert figure.exists() and "![held-out top-1 per epoch](figures/c.png)" in text
+    assert (figure.parent / "results_seeds.png").exists()
+    assert "![top-1 of every seed](figures/results_seeds.png)" in text
+    seeds = report.main_seeds(evidence)
+    assert seeds["pkkd"] == [(0, pytest.approx(61.0)), (1, pytest.approx(65.0)),
+                             (2, pytest.approx(66.0))]
+    assert seeds["ann"] == [(0, pytest.approx(60.0)), (1, pytest.approx(62.0))]
+    assert seeds["cnn"] == [] and not report.plot_seeds({}, tmp_path / "none.png")
 
     # Regenerating keeps what was written by hand outside the markers.
     output.write_text(output.read_text().replace("## Conclusions", "## Conclusions\n\nBY HAND"))
