@@ -1,11 +1,11 @@
-"""experiments/bnn_signs.py: sign flips of a BNN's binary weights between epoch checkpoints,
-checked against flips made on purpose and NumPy."""
+"""experiments/weight_signs.py: the weight signs training changes, between epoch checkpoints and
+from the initialization; checked against flips made on purpose, NumPy, and a real tiny BNN run."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments import bnn_signs
+from experiments import weight_signs as bnn_signs
 from keras_pkkd import models
 from keras_pkkd.layers.binary import BinaryConv2D
 
@@ -40,7 +40,7 @@ def test_counts_the_flips_made_on_purpose(tmp_path):
     total = sum(b.size for b in before)
     assert result["epochs"] == [1, 2, 3]
     first, second = result["per_epoch"]
-    assert first["binary_weights"] == total
+    assert first["weights"] == total
     assert first["sign_flips"] == pytest.approx(37 / total)
     assert second["sign_flips"] == pytest.approx(37 / total)
     assert result["first_to_last"]["sign_flips"] == 0.0
@@ -60,15 +60,20 @@ def test_refuses_what_it_cannot_analyse(tmp_path, capsys):
     _save(tmp_path / "one", net, 1, 1)
     with pytest.raises(bnn_signs.SignsError, match="1 checkpoint"):
         bnn_signs.analyse(tmp_path / "one")
+    assert bnn_signs.analyse(tmp_path / "one", init_seed=0)["epochs"] == [0, 1]
     cnn = models.resnet20("conv")
     for epoch in (1, 2):
         _save(tmp_path / "cnn", cnn, epoch, epoch)
     with pytest.raises(bnn_signs.SignsError, match="not a checkpoint of a binary resnet20"):
         bnn_signs.analyse(tmp_path / "cnn")
+    assert bnn_signs.analyse(tmp_path / "cnn", kind="conv")["per_epoch"][0]["sign_flips"] == 0
     assert bnn_signs.main([f"--checkpoints={tmp_path / 'cnn'}"]) == 2
     assert "not a checkpoint of a binary resnet20" in capsys.readouterr().err
+    assert bnn_signs.main([f"--checkpoints={tmp_path / 'cnn'}", "--init_seed=1",
+                           "--init_seed=2"]) == 2
+    assert "2 --init_seed for 1 --checkpoints" in capsys.readouterr().err
     with pytest.raises(bnn_signs.SignsError, match="--model=nope"):
-        bnn_signs.binary_kernels(str(tmp_path / "one" / "ckpt-1"), model="nope")
+        bnn_signs.checkpoint_kernels(str(tmp_path / "one" / "ckpt-1"), model="nope")
 
 
 def test_cli_writes_json(tmp_path, capsys):
@@ -81,3 +86,23 @@ def test_cli_writes_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data[0]["per_epoch"][0]["sign_flips"] == 0.0 and data[0]["epochs"] == [1, 2]
     assert "| 1 -> 2 | 0.000 | 0.0000 |" in capsys.readouterr().out
+
+
+def test_init_seed_is_the_initialization_training_starts_from(cifar10_files, tmp_path):
+    """A real one-epoch BNN run of keras_pkkd.train --seed=3: the network it saved after one
+    epoch is a few percent of signs away from initial_kernels(3), and half of them (chance)
+    away from another seed's initialization: the runner builds the network right after seeding.
+    """
+    from keras_pkkd import train
+
+    train_npz, test_npz = cifar10_files
+    model_dir = tmp_path / "bnn"
+    train.main(["--flagfile=resnet20.flags", "--method=bnn", f"--train_data={train_npz}",
+                f"--eval_data={test_npz}", "--train_examples=128", "--eval_examples=64",
+                "--epochs=1", "--batch_size=64", "--seed=3", f"--model_dir={model_dir}",
+                "--verbose=0"])
+    same = bnn_signs.analyse(model_dir / "checkpoints", init_seed=3)
+    other = bnn_signs.analyse(model_dir / "checkpoints", init_seed=4)
+    assert same["epochs"] == [0, 1]
+    assert same["per_epoch"][0]["sign_flips"] < 0.05
+    assert 0.45 < other["per_epoch"][0]["sign_flips"] < 0.55
