@@ -32,9 +32,6 @@ import sys
 import numpy as np
 
 
-KINDS = ("binary", "conv", "adder")
-
-
 class SignsError(Exception):
     """A directory or checkpoint that cannot be analysed (the message says why)."""
 
@@ -42,22 +39,19 @@ class SignsError(Exception):
 def checkpoint_paths(directory, allow_one=False):
     """The `ckpt-<n>` checkpoints in `directory`, oldest first (at least 2, or 1 with
     allow_one)."""
-    import tensorflow as tf
-
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         raise SignsError(f"{directory}: not a directory")
     paths = sorted({str(p)[:-len(".index")] for p in directory.glob("ckpt-*.index")},
                    key=lambda p: int(p.rsplit("-", 1)[1]))
     if len(paths) < (1 if allow_one else 2):
-        state = tf.train.get_checkpoint_state(str(directory))
         raise SignsError(f"{directory}: {len(paths)} checkpoint(s) (ckpt-<n>.index); comparing "
-                         "epochs needs at least 2, or 1 with --init_seed"
-                         + ("" if state else " (no checkpoint index)"))
+                         "epochs needs at least 2, or 1 with --init_seed")
     return paths
 
 
 def _build(model, kind, num_classes):
+    from keras_pkkd.models import KINDS
     from keras_pkkd.training.networks import BUILDERS
 
     if model not in BUILDERS:
@@ -84,12 +78,12 @@ def initial_kernels(seed, model="resnet20", kind="binary", num_classes=10):
     return _kernels(_build(model, kind, num_classes))
 
 
-def checkpoint_kernels(path, model="resnet20", kind="binary", num_classes=10):
-    """(epoch, kernels) of one checkpoint, restored into a freshly built --kind `model` (every
-    model variable must be in it)."""
+def checkpoint_kernels(path, model="resnet20", kind="binary", num_classes=10, net=None):
+    """(epoch, kernels) of one checkpoint, restored into `net` or a freshly built --kind
+    `model` (every model variable must be in it)."""
     import tensorflow as tf
 
-    net = _build(model, kind, num_classes)
+    net = net if net is not None else _build(model, kind, num_classes)
     epoch = tf.Variable(0, dtype=tf.int64)
     try:
         status = tf.train.Checkpoint(epoch=epoch, model=net).read(path)
@@ -118,7 +112,8 @@ def analyse(directory, model="resnet20", kind="binary", num_classes=10, init_see
     """{'checkpoints', 'model', 'kind', 'init_seed', 'epochs', 'per_epoch': [{from_epoch,
     to_epoch, ...compare}], 'first_to_last': {...}} of one run's checkpoint directory."""
     paths = checkpoint_paths(directory, allow_one=init_seed is not None)
-    restored = [checkpoint_kernels(p, model, kind, num_classes) for p in paths]
+    net = _build(model, kind, num_classes)   # one network, each checkpoint restored into it
+    restored = [checkpoint_kernels(p, model, kind, num_classes, net) for p in paths]
     if init_seed is not None:
         restored.insert(0, (0, initial_kernels(init_seed, model, kind, num_classes)))
     per_epoch = [dict(from_epoch=e0, to_epoch=e1, **compare(k0, k1))
@@ -147,6 +142,8 @@ def table(result):
 
 
 def main(argv=None):
+    from keras_pkkd.models import KINDS
+
     p = argparse.ArgumentParser(prog="python -m experiments.weight_signs",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", action="append", required=True,
