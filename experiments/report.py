@@ -294,14 +294,25 @@ def significance(ann, pkkd, c):
     return text
 
 
-def verdict(what, values, default, spread):
+def chance_band(std, n):
+    """How far apart two single runs can land by chance (95%, two-sided) when one run's seed
+    standard deviation is estimated as `std` from `n` seeds: t(0.975, n - 1) x sqrt(2) x std.
+    The difference of two runs has standard deviation sqrt(2) sigma; sigma is estimated from n
+    values, hence Student's t with n - 1 degrees of freedom rather than the normal 1.96."""
+    from scipy import stats   # a scikit-learn dependency, so always installed with ours
+    t = float(stats.t.ppf(0.975, n - 1))
+    return t * math.sqrt(2) * std, t
+
+
+def verdict(what, values, default, spread, source):
     """Lines saying which setting of a one-seed comparison wins, by how much over the shipped
-    default, and whether that is beyond the seed spread.
+    default, and whether that is beyond chance.
 
     Args:
         what: the setting's name ("sigma", ...); values: {setting: top-1 % or None (pending)};
-        default: the key of the shipped default; spread: the PKKD seeds' top-1 values of the
-            main table (their sample standard deviation is the spread of one run).
+        default: the key of the shipped default; spread: top-1 values of seeds of one
+            configuration (their sample standard deviation is the spread of one run);
+            source: where those seeds come from, in words.
     """
     done = {k: v for k, v in values.items() if v is not None}
     if len(done) < len(values):
@@ -315,22 +326,64 @@ def verdict(what, values, default, spread):
             + f"; {done[best] - done[ranked[1]]:.2f} points above the next best ({ranked[1]}).")
     _, std, n = mean_std(spread)
     if std is None:
-        return ["", text + " Whether that is beyond the seed spread is pending: it needs the "
-                "main table's PKKD seeds (at least 2)."]
-    band = 2 * math.sqrt(2) * std
+        return ["", text + " Whether that is beyond chance is pending: it needs at least 2 "
+                f"seeds of one configuration ({source})."]
+    band, t = chance_band(std, n)
     margin = done[best] - done[default]
-    text += (f" One PKKD run's seed standard deviation is {std:.2f} points (the main table, "
-             f"{n} seeds at {plan_mod.MAIN_EPOCHS} epochs; not measured at "
-             f"{plan_mod.SMALL_EPOCHS}), so two single runs differ by up to 2 x sqrt(2) x "
-             f"{std:.2f} = {band:.2f} points by chance (95%). ")
+    text += (f" One run's seed standard deviation is {std:.2f} points ({source}: {n} seeds), "
+             f"so two single runs differ by up to t(0.975, {n - 1}) x sqrt(2) x {std:.2f} = "
+             f"{t:.2f} x 1.41 x {std:.2f} = {band:.2f} points by chance (95%). ")
     if best == default:
         text += "The default wins; it stays."
     elif margin > band:
         text += (f"{best} beats the default beyond that: the default should become {best}.")
     else:
-        text += (f"{best} does not beat the default beyond that: no setting wins beyond the "
-                 "spread, and the default stays.")
+        text += (f"{best} does not beat the default beyond that: no setting wins beyond "
+                 "chance, and the default stays.")
     return ["", text]
+
+
+def small_spread(evidence, main_pkkd):
+    """(top-1 values, source in words) of the seed spread the small-budget verdicts use: the
+    shipped default's seeds at SMALL_EPOCHS once all of them have finished, else the main
+    table's PKKD seeds (another budget, said so)."""
+    names = [plan_mod.SHARED_DEFAULT_RUN] + [r.name for r in plan_mod.PLAN
+                                             if r.group == "spread"]
+    small = [top1(evidence[n]) for n in names if n in evidence]
+    if len(small) == len(names):
+        return small, (f"the shipped default at {plan_mod.SMALL_EPOCHS} epochs, "
+                       "section 'Seed spread at the small budget'")
+    return list(main_pkkd), (
+        f"the main table's PKKD ANN at {plan_mod.MAIN_EPOCHS} epochs, not the "
+        f"{plan_mod.SMALL_EPOCHS} of this table: the {plan_mod.SMALL_EPOCHS}-epoch spread runs "
+        f"are pending, {len(small)} of {len(names)} seeds finished")
+
+
+def spread_table(evidence, cpu_now):
+    """The shipped default's seeds at the small budget: one run's spread there."""
+    runs = [plan_mod.SHARED_DEFAULT_RUN] + [r.name for r in plan_mod.PLAN
+                                            if r.group == "spread"]
+    seeds = [plan_mod.SMALL_SEED] + list(plan_mod.SPREAD_SEEDS)
+    lines = ["", f"## Seed spread at the small budget ({plan_mod.SMALL_EPOCHS} epochs)", "",
+             f"{DATA_TEXT}; the shipped PKKD default (kernel + 1x1 conv, progressive teacher, "
+             f"sigma {plan_mod.DEFAULT_SIGMA}, `--cnn_kernel=a`) at {plan_mod.SMALL_EPOCHS} "
+             "epochs over seeds. The tables above are single runs (seed "
+             f"{plan_mod.SMALL_SEED}); this is how far one run moves with the seed alone, and "
+             "their verdicts use it.", "", "| seed | top-1 (%) | run |", "|---|---|---|"]
+    used, values = [], []
+    for seed, name in zip(seeds, runs):
+        entry = evidence.get(name)
+        lines.append(f"| {seed} | {pct(top1(entry)) if entry else 'pending'} | `{name}` |")
+        if entry is not None:
+            used.append(entry)
+            values.append(top1(entry))
+    mean, std, n = mean_std(values)
+    lines += ["", f"Mean ± sample std: {pm(mean, std, n)}"
+              + (f" over {n} seeds." if n and n > 1 else ".")]
+    lines += [""] + produced_by(used, "^sigma_10_|^spread_", template(
+        f"sigma_cifar10_{plan_mod.DEFAULT_SIGMA}.flags", plan_mod.SMALL_EPOCHS, "<seed>"),
+        cpu_now)
+    return lines
 
 
 def small_cell(name, evidence):
@@ -340,7 +393,7 @@ def small_cell(name, evidence):
     return pct(top1(entry)), entry, holder
 
 
-def ablation_table(evidence, cpu_now, spread=()):
+def ablation_table(evidence, cpu_now, spread=(), source=""):
     lines = ["", f"## Ablation at {plan_mod.SMALL_EPOCHS} epochs, seed {plan_mod.SMALL_SEED} "
              "(METHOD.md Table 1)", "",
              f"{DATA_TEXT}; `keras_pkkd/recipes/ablation_<feature_kd>_<teacher>.flags` (the "
@@ -349,7 +402,8 @@ def ablation_table(evidence, cpu_now, spread=()):
              f"run `{plan_mod.TEACHER_RUN}` ({plan_mod.MAIN_EPOCHS} epochs, frozen); the "
              "progressive teacher trains alongside the student for the same "
              f"{plan_mod.SMALL_EPOCHS} epochs. Top-1 % of the ANN student, ours (paper). One "
-             "seed: differences smaller than the main table's seed spread mean nothing.", "",
+             "seed: a difference within chance (the verdict below, against one run's seed "
+             "spread) means nothing.", "",
              "| feature KD | fixed teacher | progressive teacher |", "|---|---|---|"]
     used, values = [], {}
     for kd in plan_mod.ABLATION_KD:
@@ -368,11 +422,11 @@ def ablation_table(evidence, cpu_now, spread=()):
         "ablation_<feature_kd>_<teacher>.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED,
         " [--teacher_model=runs/evidence/" + plan_mod.TEACHER_RUN + "]"), cpu_now)
     lines += verdict("feature KD and teacher", values,
-                     f"{KD_NAMES['kernel_conv']}, progressive teacher", spread)
+                     f"{KD_NAMES['kernel_conv']}, progressive teacher", spread, source)
     return lines
 
 
-def sigma_table(evidence, cpu_now, spread=()):
+def sigma_table(evidence, cpu_now, spread=(), source=""):
     lines = ["", f"## Sigma sweep at {plan_mod.SMALL_EPOCHS} epochs, seed {plan_mod.SMALL_SEED} "
              "(METHOD.md Table 3)", "",
              f"{DATA_TEXT}; `keras_pkkd/recipes/sigma_cifar10_<sigma>.flags` (PKKD, kernel + "
@@ -389,11 +443,11 @@ def sigma_table(evidence, cpu_now, spread=()):
             used.append(entry)
     lines += [""] + produced_by(used, "^sigma_", template(
         "sigma_cifar10_<sigma>.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED), cpu_now)
-    lines += verdict("sigma", values, f"sigma = {plan_mod.DEFAULT_SIGMA}", spread)
+    lines += verdict("sigma", values, f"sigma = {plan_mod.DEFAULT_SIGMA}", spread, source)
     return lines
 
 
-def kernel_table(evidence, cpu_now, spread=()):
+def kernel_table(evidence, cpu_now, spread=(), source=""):
     lines = ["", f"## CNN kernel sign at {plan_mod.SMALL_EPOCHS} epochs, seed "
              f"{plan_mod.SMALL_SEED} (METHOD.md section 3)", "",
              f"{DATA_TEXT}; the PKKD recipe (sigma 10) with `--cnn_kernel=a` (h_c = exp(+Y_c / "
@@ -411,7 +465,7 @@ def kernel_table(evidence, cpu_now, spread=()):
     lines += [""] + produced_by(used, "^cnn_kernel_|^sigma_10_", template(
         "resnet20_cifar10_pkkd.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED,
         " --cnn_kernel=<a|b>"), cpu_now)
-    lines += verdict("CNN kernel reading", values, "--cnn_kernel=a", spread)
+    lines += verdict("CNN kernel reading", values, "--cnn_kernel=a", spread, source)
     return lines
 
 
@@ -692,10 +746,11 @@ def render(evidence, figure_path=None, figure_rel=None, cpu_now=None, features=N
                       "central comparison on their own scale (right); the bar beside the points "
                       "is the mean ± sample standard deviation. Drawn by "
                       "`python -m experiments.report`."]
-    spread = per_method.get("pkkd", [])
-    lines += ablation_table(evidence, cpu_now, spread)
-    lines += sigma_table(evidence, cpu_now, spread)
-    lines += kernel_table(evidence, cpu_now, spread)
+    spread, source = small_spread(evidence, per_method.get("pkkd", []))
+    lines += ablation_table(evidence, cpu_now, spread, source)
+    lines += sigma_table(evidence, cpu_now, spread, source)
+    lines += kernel_table(evidence, cpu_now, spread, source)
+    lines += spread_table(evidence, cpu_now)
     lines += ["", "## Held-out accuracy per epoch", ""]
     if figure_path is not None and plot(evidence, figure_path):
         lines += [f"![held-out top-1 per epoch]({figure_rel})", "",

@@ -85,6 +85,14 @@ def test_plan_commands_parse_and_aliases_are_the_same_configuration(tmp_path):
         argv = extra + [a for a in argv if not a.startswith("--flagfile=")]
         cfg, _ = train.parse(argv)
         assert resolved(cfg) == shared
+    # The small-budget spread runs are the shared run with another seed.
+    spread = [r for r in plan.PLAN if r.group == "spread"]
+    assert [r.seed for r in spread] == list(plan.SPREAD_SEEDS)
+    assert plan.SMALL_SEED not in plan.SPREAD_SEEDS
+    for r in spread:
+        assert dict(cfgs[r.name], seed=plan.SMALL_SEED) == shared
+    # They come last: the tables they judge are trained first.
+    assert [r.name for r in plan.PLAN[-len(spread):]] == [r.name for r in spread]
 
 
 # --- the driver on a fake trainer ------------------------------------------------------------
@@ -527,25 +535,70 @@ def test_features_cli_refuses_missing_test_images(tmp_path, capsys):
 
 def test_report_verdicts_say_which_setting_wins_and_against_what_spread(tmp_path):
     """The small-budget tables end with which setting wins, its margin over the shipped
-    default, and whether that margin is beyond 2 sqrt(2) times the PKKD seed std of the main
-    table; pending while runs or seeds are missing."""
+    default, and whether that margin is beyond chance for two single runs: t(0.975, n - 1) x
+    sqrt(2) x the seed std of n seeds; pending while runs or seeds are missing."""
     from experiments import report
+    from scipy import stats
 
     sigmas = {f"sigma = {s}": v for s, v in zip(plan.SIGMAS, (60.0, 61.0, 62.0, 64.0, 63.0))}
-    lines = report.verdict("sigma", sigmas, f"sigma = {plan.DEFAULT_SIGMA}", [68.0, 68.2, 68.4])
+    lines = report.verdict("sigma", sigmas, f"sigma = {plan.DEFAULT_SIGMA}", [68.0, 68.1, 68.2],
+                           "SOURCE")
     text = " ".join(lines)
-    std = statistics.stdev([68.0, 68.2, 68.4])
+    std = statistics.stdev([68.0, 68.1, 68.2])      # 0.1
+    band = stats.t.ppf(0.975, 2) * 2 ** 0.5 * std     # 4.303 x 1.414 x 0.1 = 0.61
     assert "Best sigma: sigma = 5 (64.00%), 1.00 points above the shipped default" in text
-    assert f"{2 * 2 ** 0.5 * std:.2f} points by chance" in text
-    assert "the default should become sigma = 5" in text   # 1.00 > 2 sqrt(2) 0.2 = 0.57
-    wide = " ".join(report.verdict("sigma", sigmas, "sigma = 10", [66.0, 68.0, 70.0]))
-    assert "does not beat the default beyond that" in wide and "default stays" in wide
-    assert "needs the main table's PKKD seeds" in " ".join(
-        report.verdict("sigma", sigmas, "sigma = 10", [68.0]))
+    assert f"(SOURCE: 3 seeds)" in text and "t(0.975, 2) x sqrt(2) x 0.10 = 4.30 x" in text
+    assert f"= {band:.2f} points by chance" in text and f"{band:.2f}" == "0.61"
+    assert "the default should become sigma = 5" in text   # 1.00 > 0.61
+    # std 0.2 with 3 seeds: the band (1.22) exceeds the 1.00 margin; the normal 2 sqrt(2) x
+    # 0.2 = 0.57 would not, and the verdict would call it a win.
+    narrow = " ".join(report.verdict("sigma", sigmas, "sigma = 10", [68.0, 68.2, 68.4], "S"))
+    assert "does not beat the default beyond that" in narrow and "default stays" in narrow
+    # The same std from more seeds is a tighter band: t(0.975, 9) = 2.26, 0.64 < 1.00.
+    ten = [68.0 + 0.2 * ((-1) ** i) * (i % 2) for i in range(10)]
+    band10 = stats.t.ppf(0.975, 9) * 2 ** 0.5 * statistics.stdev(ten)
+    assert band10 < 1.0 and "should become sigma = 5" in " ".join(
+        report.verdict("sigma", sigmas, "sigma = 10", ten, "S"))
+    assert "needs at least 2 seeds of one configuration (S)" in " ".join(
+        report.verdict("sigma", sigmas, "sigma = 10", [68.0], "S"))
     assert "pending (4 of 5 finished)" in " ".join(
-        report.verdict("sigma", {**sigmas, "sigma = 0.1": None}, "sigma = 10", [68.0, 69.0]))
-    same = " ".join(report.verdict("x", {"a": 2.0, "b": 1.0}, "a", [1.0, 2.0]))
+        report.verdict("sigma", {**sigmas, "sigma = 0.1": None}, "sigma = 10", [68.0, 69.0],
+                       "S"))
+    same = " ".join(report.verdict("x", {"a": 2.0, "b": 1.0}, "a", [1.0, 2.0], "S"))
     assert "the shipped default" in same and "The default wins" in same
     # The default named in the plan is the PKKD recipe's.
     recipe = (plan.RECIPES_DIR / "resnet20_cifar10_pkkd.flags").read_text()
     assert f"--sigma={plan.DEFAULT_SIGMA}\n" in recipe
+
+
+def test_report_small_budget_spread_replaces_the_main_tables_once_its_seeds_finish(tmp_path):
+    """The small-budget verdicts judge against the shipped default's seeds at SMALL_EPOCHS
+    once all have finished; before that against the main table's PKKD seeds, saying it is
+    another budget."""
+    from experiments import report
+    ev = tmp_path / "evidence"
+    for seed, v in enumerate((0.68, 0.69, 0.70)):
+        _fake_evidence(ev, f"main_pkkd_e15_s{seed}", v, teacher=0.7)
+    for name, v in ((plan.SHARED_DEFAULT_RUN, 0.60), ("ablation_raw_fixed_e5_s0", 0.61)):
+        _fake_evidence(ev, name, v, epochs=5, curve=(0.1, 0.2, 0.3, 0.4, v))
+    main = [68.0, 69.0, 70.0]
+    values, source = report.small_spread(report.load_evidence(ev), main)
+    assert values == main
+    assert "at 15 epochs, not the 5 of this table" in source and "1 of 3 seeds" in source
+    text = report.render(report.load_evidence(ev), cpu_now="test CPU")
+    assert "## Seed spread at the small budget (5 epochs)" in text
+    assert f"| 0 | 60.00 | `{plan.SHARED_DEFAULT_RUN}` |" in text
+    assert "| 1 | pending | `spread_default_e5_s1` |" in text
+    assert "Mean ± sample std: 60.00 (1 seed)." in text
+
+    _fake_evidence(ev, "spread_default_e5_s1", 0.605, epochs=5)
+    _fake_evidence(ev, "spread_default_e5_s2", 0.59, epochs=5)
+    evidence = report.load_evidence(ev)
+    values, source = report.small_spread(evidence, main)
+    assert values == pytest.approx([60.0, 60.5, 59.0])
+    assert source.startswith("the shipped default at 5 epochs")
+    text = report.render(evidence, cpu_now="test CPU")
+    std = statistics.stdev([60.0, 60.5, 59.0])
+    assert f"Mean ± sample std: 59.83 ± {std:.2f} over 3 seeds." in text
+    assert "| 2 | 59.00 | `spread_default_e5_s2` |" in text
+    assert "--seed=<seed>" in text.split("## Seed spread")[1]
