@@ -34,7 +34,7 @@ def run_cli(module, argv, env_extra=None, **kwargs):
                             **kwargs)
 
 
-def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path):
+def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path, monkeypatch):
     model_dir = tmp_path / "run"
     results = train.main(tiny(cifar10_files, model_dir))
     saved = json.loads((model_dir / "results.json").read_text())
@@ -83,6 +83,10 @@ def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path):
     # Running the finished run again trains nothing and keeps the figures.
     rerun = train.main(tiny(cifar10_files, model_dir))
     assert rerun["steps"] == 6 and rerun["student"]["top1"] == saved["student"]["top1"]
+    # A relative --model_dir (the recipes' runs/<recipe> is one) restores its checkpoint too.
+    monkeypatch.chdir(tmp_path)
+    rel = evaluate.main(["--model_dir=run", "--eval_examples=128", "--from_checkpoint"])
+    assert rel["student"]["top1"] == pytest.approx(ckpt["student"]["top1"])
 
 
 def _checkpoint_values(path):

@@ -11,7 +11,6 @@ the one before it is tried.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 
@@ -49,9 +48,10 @@ class TrainingState:
         state = tf.train.get_checkpoint_state(self.directory)
         if state is None:
             return []
+        # get_checkpoint_state has already prefixed the directory to the index's relative
+        # paths (a relative directory gives relative paths that are right as they are).
         paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        return [p if os.path.isabs(p) else os.path.join(self.directory, p)
-                for p in reversed(paths)]
+        return list(reversed(paths))
 
     def restore_latest(self):
         """Restores the newest checkpoint that restores; returns its finished epochs (0: none).
