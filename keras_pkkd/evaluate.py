@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import sys
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -59,18 +58,10 @@ def _saved_flags(model_dir):
 
 def _networks_from_checkpoint(saved, model_dir, source):
     """Rebuilds the run's networks and restores its latest checkpoint into them."""
-    from keras_pkkd.flags import student_feature_kd
     from keras_pkkd.training import networks
-    from keras_pkkd.training.checkpointing import TrainingState
 
-    cfg = types.SimpleNamespace(**saved)
-    cfg.teacher_model = None  # the checkpoint holds the teacher's weights
-    kind, feature_kd = student_feature_kd(cfg)
-    _, network, teacher, parts = networks.build(
-        cfg, kind, feature_kd, source.num_classes,
-        (source.image_size, source.image_size, 3), steps_per_epoch=1)
-    state = TrainingState(model_dir / "checkpoints", parts)
-    epoch = state.restore_latest()
+    _, network, teacher, epoch = networks.restore(
+        saved, model_dir, source.num_classes, (source.image_size, source.image_size, 3))
     if epoch == 0:
         _fail(f"{model_dir} has neither model.keras nor a checkpoint yet")
     return network, teacher, f"checkpoint of epoch {epoch}"

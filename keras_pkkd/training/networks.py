@@ -107,3 +107,31 @@ def build(cfg, kind, feature_kd, num_classes, input_shape, steps_per_epoch):
                     teacher_optimizer=optimizer() if cfg.teacher == "progressive" else None,
                     steps_per_execution=cfg.steps_per_execution)
     return trainer, network, teacher, trainer.checkpoint_parts()
+
+
+def restore(saved, model_dir, num_classes, input_shape):
+    """Rebuilds a finished or interrupted run from its saved flags and restores its newest
+    checkpoint (student, teacher, 1x1 heads and optimizers).
+
+    Args:
+        saved: the run's flags (its model_dir's flags.json, as a dict).
+        model_dir: the run's model_dir (its checkpoints/ are read).
+
+    Returns:
+        (trainer, network, teacher, finished epochs of the checkpoint; 0 where none exists).
+
+    Raises:
+        CheckpointError: checkpoints exist but none restores into these networks.
+    """
+    import types
+
+    from keras_pkkd.flags import student_feature_kd
+    from keras_pkkd.training.checkpointing import TrainingState
+
+    cfg = types.SimpleNamespace(**saved)
+    cfg.teacher_model = None  # the checkpoint holds the teacher's weights
+    kind, feature_kd = student_feature_kd(cfg)
+    trainer, network, teacher, parts = build(cfg, kind, feature_kd, num_classes, input_shape,
+                                             steps_per_epoch=1)
+    epoch = TrainingState(pathlib.Path(model_dir) / "checkpoints", parts).restore_latest()
+    return trainer, network, teacher, epoch
