@@ -28,7 +28,8 @@ def test_plan_is_well_formed():
     position = {n: i for i, n in enumerate(names)}
     for r in plan.PLAN:
         assert r.recipe_path.is_file(), r.recipe
-        assert r.paper_top1() is not None or r.group == "cnn_kernel", r.recipe
+        assert (r.paper_top1() is not None or r.group == "cnn_kernel"
+                or r.label.get("feature_kd") == "none"), r.recipe
         for dep in r.depends_on:
             assert position[dep] < position[r.name], (dep, r.name)
         assert r.epochs == (plan.MAIN_EPOCHS if r.group == "main" else plan.SMALL_EPOCHS)
@@ -47,7 +48,10 @@ def test_plan_is_well_formed():
     small = [position[r.name] for r in plan.PLAN if r.group != "main"]
     assert max(required) < min(extra) and max(extra) < min(small)
     fixed = [r for r in plan.PLAN if r.label.get("teacher") == "fixed"]
-    assert len(fixed) == 4 and all(r.depends_on == (plan.TEACHER_RUN,) for r in fixed)
+    assert len(fixed) == 5 and all(r.depends_on == (plan.TEACHER_RUN,) for r in fixed)
+    # The sigma sweep is the first of the small-budget runs; the ablation has its control.
+    assert plan.PLAN[len(main)].group == "sigma"
+    assert {"ablation_none_fixed_e5_s0", "ablation_none_progressive_e5_s0"} <= set(names)
     # Every cell of the small-budget tables is a run or an alias of one.
     for alias, (target, _) in plan.ALIASES.items():
         assert alias not in plan.BY_NAME and target in plan.BY_NAME

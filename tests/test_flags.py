@@ -113,7 +113,7 @@ def test_recipes_cover_every_table_of_the_method():
     for model in ("resnet18", "resnet50"):
         for method in ("cnn", "ann", "bnn", "mmd", "pkkd"):
             assert f"{model}_imagenet2012_{method}.flags" in names
-    for fk in ("raw", "conv", "kernel", "kernel_conv"):
+    for fk in ("none", "raw", "conv", "kernel", "kernel_conv"):
         for teacher in ("fixed", "progressive"):
             assert f"ablation_{fk}_{teacher}.flags" in names
     for ds in ("cifar10", "cifar100"):
