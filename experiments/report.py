@@ -394,6 +394,31 @@ def small_cell(name, evidence):
     return pct(top1(entry)), entry, holder
 
 
+def fixed_teacher_note(evidence):
+    """The top-1 of the fixed teacher each finished fixed-teacher run actually used (its
+    results.json `teacher`): the same network everywhere unless the driver had to retrain the
+    teacher run on another machine (its network is not committed)."""
+    used = {}
+    for kd in plan_mod.ABLATION_KD:
+        name = f"ablation_{kd}_fixed_e{plan_mod.SMALL_EPOCHS}_s{plan_mod.SMALL_SEED}"
+        teacher = ((evidence.get(name) or {}).get("results", {}).get("teacher") or {})
+        if teacher.get("top1") is not None:
+            used[name] = 100 * teacher["top1"]
+    if not used:
+        return []
+    if len({round(v, 2) for v in used.values()}) == 1:
+        return ["", f"The fixed teacher's top-1, as each fixed-teacher run evaluated it "
+                f"(results.json `teacher`): {pct(next(iter(used.values())))}% in all "
+                f"{len(used)} finished."]
+    return ["", "The fixed teacher's top-1, as each fixed-teacher run evaluated it "
+            "(results.json `teacher`), differs between runs: "
+            + ", ".join(f"`{n}` {pct(v)}%" for n, v in used.items()) + ". Its network is not "
+            f"committed, so on a machine without it the driver retrained `{plan_mod.TEACHER_RUN}` "
+            "with the same command and seed (experiments/run.py), and CPU training is not "
+            "bit-for-bit reproducible: fixed-teacher cells with different teachers differ by "
+            "that much more than their seed spread."]
+
+
 def ablation_table(evidence, cpu_now, spread=(), source=""):
     lines = ["", f"## Ablation at {plan_mod.SMALL_EPOCHS} epochs, seed {plan_mod.SMALL_SEED} "
              "(METHOD.md Table 1)", "",
@@ -420,6 +445,7 @@ def ablation_table(evidence, cpu_now, spread=(), source=""):
             if entry is not None:
                 used.append(entry)
         lines.append(f"| {KD_NAMES[kd]} | " + " | ".join(cells) + " |")
+    lines += fixed_teacher_note(evidence)
     lines += [""] + produced_by(used, "^ablation_", template(
         "ablation_<feature_kd>_<teacher>.flags", plan_mod.SMALL_EPOCHS, plan_mod.SMALL_SEED,
         " [--teacher_model=runs/evidence/" + plan_mod.TEACHER_RUN + "]"), cpu_now)

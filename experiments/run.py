@@ -11,7 +11,10 @@ command.txt and machine.json) into evidence/<name>/. Never checkpoints, networks
 
 A run that crashes is reported (the tail of runs/evidence/<name>/driver.log) and the driver goes
 on with the next. A run whose dependency (the fixed-teacher ablations read the main table's
-CNN run) has not finished is postponed until it has, or reported as blocked at the end.
+CNN run) has not finished is postponed until it has, or reported as blocked at the end. A
+dependency that finished on another machine (its evidence is committed, its network in runs/
+is not) is retrained into runs/ once, with its own command, before its first dependent;
+evidence/<dependency>/ keeps the original results and the driver says both top-1s.
 One driver at a time per runs root (a lock file); exit code 1 when a run crashed or stayed
 blocked, 2 for a bad invocation or missing data.
 
@@ -145,6 +148,7 @@ class Driver:
         self.force = force
         self.heartbeat_s = heartbeat_s
         self.child = None
+        self.rebuilt = set()   # dependencies retrained by this driver (once each)
 
     # --- paths and states ------------------------------------------------------------------
     def model_dir(self, name):
@@ -319,6 +323,9 @@ class Driver:
                     progressed = True
                     continue
                 missing = [d for d in run.depends_on if not self.dependency_ready(d)]
+                for dep in [d for d in missing if self.rebuildable(d)]:
+                    self.rebuild(dep, run.name, index, total)
+                missing = [d for d in run.depends_on if not self.dependency_ready(d)]
                 if missing:
                     why = "; ".join(self._dependency_problem(d) for d in missing)
                     say(f"[{index}/{total}] {run.name}: postponed: {why}")
@@ -347,14 +354,50 @@ class Driver:
             pending = postponed
         return outcome
 
+    def rebuildable(self, dep):
+        """A dependency finished on another machine: its evidence is committed, its trained
+        network (runs/ is not) is not here, and it has not been rebuilt here yet."""
+        return (dep in self.all_runs and self.has_evidence(dep)
+                and not self.finished_in_runs(dep) and dep not in self.rebuilt)
+
+    def rebuild(self, dep, dependent, index, total):
+        """Retrains a finished dependency into runs_root (its own command and seed) so that its
+        dependents can read the network. evidence/<dep>/ keeps the original results: the
+        retrained network is not the one behind them (CPU training is not bit-for-bit
+        reproducible), so its top-1 is said beside the original's, and every dependent's
+        results.json records the top-1 of the teacher it actually used."""
+        self.rebuilt.add(dep)
+        say(f"[{index}/{total}] {dependent}: needs the trained network of {dep}, which "
+            f"finished elsewhere (evidence/{dep}/results.json) but is not in "
+            f"{self.model_dir(dep)} (runs/ is not committed): retraining {dep} there; "
+            f"evidence/{dep}/ keeps the original results")
+        rc, elapsed = self.train(self.all_runs[dep], index, total)
+        if rc == 0 and self.finished_in_runs(dep):
+            def top1(path):
+                try:
+                    return json.loads(path.read_text())["student"]["top1"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    return None
+            original = top1(self.evidence_dir(dep) / DONE_FILE)
+            again = top1(self.model_dir(dep) / DONE_FILE)
+            (self.model_dir(dep) / "rebuilt.json").write_text(json.dumps(
+                {"evidence_top1": original, "retrained_top1": again,
+                 "finished": datetime.datetime.now().isoformat(timespec="seconds")},
+                indent=2) + "\n")
+            say(f"[{index}/{total}] {dep}: retrained in {fmt_seconds(elapsed)}: top-1 "
+                f"{again} (the committed run: {original}); evidence/{dep}/ unchanged")
+        else:
+            say(f"[{index}/{total}] {dep}: retraining CRASHED (exit code {rc}); last lines of "
+                f"{self.model_dir(dep) / 'driver.log'}:\n{self.tail(dep)}")
+
     def _dependency_problem(self, dep):
         d = self.model_dir(dep)
         if (d / DONE_FILE).exists():
             return f"dependency {dep} finished but {d / 'model.keras'} is missing"
         if self.has_evidence(dep):
             return (f"dependency {dep} has evidence but no trained network in {d} (runs/ is not "
-                    f"committed): retrain it with `python -m experiments.run --only='^{dep}$' "
-                    "--force`")
+                    "committed)" + (": retraining it failed" if dep in self.rebuilt else
+                                    ", and it is not in the plan to retrain"))
         if dep not in {r.name for r in self.runs}:
             return f"dependency {dep} has not finished (and --only leaves it out)"
         return f"dependency {dep} has not finished"

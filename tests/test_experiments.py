@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -204,15 +205,42 @@ def test_driver_postpones_a_run_until_its_dependency_finishes(fake, capsys):
     assert out["done"] == [teacher.name, fixed.name] and out["blocked"] == []
     argv = calls()[-1]["argv"]
     assert f"--teacher_model={tmp / 'runs' / plan.TEACHER_RUN}" in argv
-    # Evidence of the teacher without its trained network (another machine): blocked, with
-    # the command that retrains it.
-    import shutil
-    shutil.rmtree(tmp / "runs" / plan.TEACHER_RUN)
+
+def test_driver_retrains_a_dependency_finished_on_another_machine(fake, monkeypatch, capsys):
+    """The teacher's evidence is committed but its network (runs/, not committed) is not here:
+    the driver retrains it into runs/ once, leaves its evidence alone, then trains the
+    dependent; a failed retraining blocks the dependent and says why."""
+    driver, calls, tmp = fake
+    fixed = plan.BY_NAME["ablation_kernel_fixed_e5_s0"]
+    teacher = plan.BY_NAME[plan.TEACHER_RUN]
+    ev = tmp / "evidence" / teacher.name
+    ev.mkdir(parents=True)
+    original = json.dumps({"student": {"top1": 0.7282, "examples": 10000}})
+    (ev / "results.json").write_text(original)
+
+    monkeypatch.setenv("FAKE_CRASH", f"crash {teacher.name}")
+    out = driver([teacher, fixed]).execute()
+    assert out["skipped"] == [teacher.name] and out["blocked"] == [fixed.name]
+    assert len(calls()) == 1 and f"--model_dir={tmp / 'runs' / teacher.name}" in calls()[0]["argv"]
+    text = capsys.readouterr().out
+    assert "retraining CRASHED (exit code 3)" in text and "retraining it failed" in text
+
+    monkeypatch.setenv("FAKE_CRASH", "")
+    out = driver([fixed]).execute()
+    assert out["done"] == [fixed.name] and out["blocked"] == []
+    argvs = [c["argv"] for c in calls()[1:]]
+    assert f"--model_dir={tmp / 'runs' / teacher.name}" in argvs[0]
+    assert f"--teacher_model={tmp / 'runs' / teacher.name}" in argvs[1]
+    assert (ev / "results.json").read_text() == original    # the committed evidence stays
+    rebuilt = json.loads((tmp / "runs" / teacher.name / "rebuilt.json").read_text())
+    assert rebuilt["evidence_top1"] == 0.7282 and rebuilt["retrained_top1"] == 0.5
+    text = capsys.readouterr().out
+    assert "top-1 0.5 (the committed run: 0.7282); evidence/main_cnn_e15_s0/ unchanged" in text
+    # Once its network is here it is not retrained again.
     shutil.rmtree(tmp / "evidence" / fixed.name)
     shutil.rmtree(tmp / "runs" / fixed.name)
-    out = driver([teacher, fixed]).execute()
-    assert out["blocked"] == [fixed.name]
-    assert "--only='^main_cnn_e15_s0$' --force" in capsys.readouterr().out
+    out = driver([fixed]).execute()
+    assert out["done"] == [fixed.name] and len(calls()) == 4
 
 
 def test_dry_run_prints_the_commands_and_list_shows_states(tmp_path):
@@ -307,6 +335,22 @@ def _fake_evidence(root, name, top1, epochs=15, teacher=None, curve=(0.2, 0.4)):
         {"cpu": {"label": "AMD EPYC (Zen 4; family 25, model 17), 2 CPUs"}, "threads": 2,
          "finished": "2026-12-03T12:00:00"}))
     (d / "command.txt").write_text("# x\npython -m keras_pkkd.train --seed=0\n")
+
+
+def test_report_says_which_fixed_teacher_each_fixed_run_used(tmp_path):
+    from experiments import report
+    ev = tmp_path / "evidence"
+    _fake_evidence(ev, "ablation_raw_fixed_e5_s0", 0.66, epochs=5, teacher=0.7282)
+    _fake_evidence(ev, "ablation_conv_fixed_e5_s0", 0.47, epochs=5, teacher=0.7282)
+    _fake_evidence(ev, "ablation_raw_progressive_e5_s0", 0.6, epochs=5, teacher=0.61)
+    text = " ".join(report.fixed_teacher_note(report.load_evidence(ev)))
+    assert "72.82% in all 2 finished" in text
+    # A teacher retrained on another machine: both named, with the runs that used each.
+    _fake_evidence(ev, "ablation_kernel_fixed_e5_s0", 0.6, epochs=5, teacher=0.7301)
+    text = " ".join(report.fixed_teacher_note(report.load_evidence(ev)))
+    assert "differs between runs" in text and "`ablation_kernel_fixed_e5_s0` 73.01%" in text
+    assert "`ablation_raw_fixed_e5_s0` 72.82%" in text and "retrained" in text
+    assert report.fixed_teacher_note(report.load_evidence(tmp_path / "none")) == []
 
 
 def test_report_statistics_and_pending_runs(tmp_path):
