@@ -353,6 +353,26 @@ def test_report_says_which_fixed_teacher_each_fixed_run_used(tmp_path):
     assert report.fixed_teacher_note(report.load_evidence(tmp_path / "none")) == []
 
 
+def test_report_other_differences_of_the_main_table():
+    from scipy import stats
+    from experiments import report
+    ann, mmd = [68.16, 68.14, 68.00, 68.63, 67.26], [70.76, 71.52, 70.33]
+    lines = report.other_differences({"ann": ann, "mmd": mmd, "pkkd": [], "cnn": [73.0]})
+    row = next(ln for ln in lines if ln.startswith("| MMD ANN - vanilla ANN"))
+    welch = stats.ttest_ind(mmd, ann, equal_var=False)
+    perm = stats.permutation_test(   # |difference| >= observed, as permutation_p's own test
+        (np.array(mmd), np.array(ann)), lambda x, y, axis: np.abs(np.mean(x, axis) - np.mean(
+            y, axis)), permutation_type="independent", alternative="greater",
+        n_resamples=np.inf)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == f"{np.mean(mmd) - np.mean(ann):+.2f}"
+    assert cells[4] == f"{welch.pvalue:.3f}" and cells[5].startswith(f"{perm.pvalue:.3f}")
+    assert cells[6] == "3, 5"
+    # A side without seeds, or with one (no spread): pending, not a number.
+    assert "| PKKD ANN - MMD ANN | pending" in "\n".join(lines)
+    assert "| CNN - PKKD ANN | pending" in "\n".join(lines)
+
+
 def test_report_statistics_and_pending_runs(tmp_path):
     from experiments import report
     ev = tmp_path / "evidence"
