@@ -517,14 +517,21 @@ def seconds_per_epoch(driver):
     return {kind: statistics.median(v) for kind, v in rates.items()}
 
 
+def pending_rebuilds(driver):
+    """The dependencies of unfinished selected runs that the driver will retrain here."""
+    return sorted({d for r in driver.runs for d in r.depends_on if driver.rebuildable(d)
+                   and not (driver.has_evidence(r.name) or driver.finished_in_runs(r.name))})
+
+
 def remaining_estimate(driver):
     """(seconds, names of unfinished runs with no measured rate, rates): the epochs left of the
     selected unfinished runs at the measured per-epoch times of their kind."""
     rates = seconds_per_epoch(driver)
     seconds, unknown = 0.0, []
-    for run in driver.runs:
-        if driver.has_evidence(run.name) or driver.finished_in_runs(run.name):
-            continue
+    todo = [r for r in driver.runs
+            if not (driver.has_evidence(r.name) or driver.finished_in_runs(r.name))]
+    # Dependencies the driver will retrain here (finished on another machine) count in full.
+    for run in todo + [driver.all_runs[d] for d in pending_rebuilds(driver)]:
         rate = rates.get(training_kind(run))
         if rate is None:
             unknown.append(run.name)
@@ -555,7 +562,9 @@ def list_plan(driver):
           + (f", plus {len(unknown)} run(s) of a kind not measured yet ({', '.join(unknown)})"
              if unknown else "")
           + "; fixed-teacher ablations take the PKKD rate, so they are overestimated; a CPU "
-          "shared with other work is slower")
+          "shared with other work is slower"
+          + "".join(f"; includes retraining {d} (finished elsewhere, its network is not here)"
+                    for d in pending_rebuilds(driver)))
 
 
 def main(argv=None):

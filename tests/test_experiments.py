@@ -305,6 +305,18 @@ def test_remaining_estimate_from_finished_runs(tmp_path):
     # ann s2: 10 epochs at 120 s; pkkd s1: 15 at 300 s; sigma (a PKKD pair): 5 at 300 s.
     assert seconds == pytest.approx(10 * 120 + 15 * 300 + 5 * 300)
     assert unknown == ["main_cnn_e15_s1"]
+    # A fixed-teacher ablation whose teacher finished elsewhere (evidence, no network here):
+    # the teacher's retraining counts too, at its own kind's rate (cnn: unmeasured here).
+    (ev / "main_cnn_e15_s0").mkdir()
+    (ev / "main_cnn_e15_s0" / "results.json").write_text(json.dumps({"epochs": 15}))
+    fixed = plan.BY_NAME["ablation_raw_fixed_e5_s0"]
+    d = driver_mod.Driver([fixed], runs_root=runs, evidence_root=ev, all_runs=plan.PLAN)
+    assert driver_mod.pending_rebuilds(d) == ["main_cnn_e15_s0"]
+    seconds, unknown, _ = driver_mod.remaining_estimate(d)
+    assert seconds == pytest.approx(5 * 300) and unknown == ["main_cnn_e15_s0"]
+    (runs / "main_cnn_e15_s0").mkdir()
+    (runs / "main_cnn_e15_s0" / "results.json").write_text("{}")   # retrained here
+    assert driver_mod.pending_rebuilds(d) == []
 
 
 def test_driver_refuses_to_start_without_the_data(tmp_path):
