@@ -96,8 +96,11 @@ def test_plan_commands_parse_and_aliases_are_the_same_configuration(tmp_path):
     assert plan.SMALL_SEED not in plan.SPREAD_SEEDS
     for r in spread:
         assert dict(cfgs[r.name], seed=plan.SMALL_SEED) == shared
-    # They come last: the tables they judge are trained first.
-    assert [r.name for r in plan.PLAN[-len(spread):]] == [r.name for r in spread]
+    # They come right after the sigma sweep: every small-budget verdict is judged by them.
+    first = [r.group for r in plan.PLAN].index("spread")
+    assert [r.group for r in plan.PLAN[first - len(plan.SIGMAS):first]] == ["sigma"] * len(
+        plan.SIGMAS)
+    assert [r.name for r in plan.PLAN[first:first + len(spread)]] == [r.name for r in spread]
 
 
 # --- the driver on a fake trainer ------------------------------------------------------------
