@@ -359,7 +359,8 @@ def verdict(what, values, default, spread, source):
                 f"seeds of one configuration ({source})."]
     band, t = chance_band(std, n)
     margin = done[best] - done[default]
-    text += (f" One run's seed standard deviation is {std:.2f} points ({source}: {n} seeds), "
+    text += (f" One run's seed standard deviation is {std:.2f} points, from {n} seeds "
+             f"({source}), "
              f"so two single runs differ by up to t(0.975, {n - 1}) x sqrt(2) x {std:.2f} = "
              f"{t:.2f} x 1.41 x {std:.2f} = {band:.2f} points by chance (95%). ")
     if best == default:

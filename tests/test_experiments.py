@@ -630,7 +630,7 @@ def test_report_verdicts_say_which_setting_wins_and_against_what_spread(tmp_path
     std = statistics.stdev([68.0, 68.1, 68.2])      # 0.1
     band = stats.t.ppf(0.975, 2) * 2 ** 0.5 * std     # 4.303 x 1.414 x 0.1 = 0.61
     assert "Best sigma: sigma = 5 (64.00%), 1.00 points above the shipped default" in text
-    assert f"(SOURCE: 3 seeds)" in text and "t(0.975, 2) x sqrt(2) x 0.10 = 4.30 x" in text
+    assert "from 3 seeds (SOURCE)" in text and "t(0.975, 2) x sqrt(2) x 0.10 = 4.30 x" in text
     assert f"= {band:.2f} points by chance" in text and f"{band:.2f}" == "0.61"
     assert "the default should become sigma = 5" in text   # 1.00 > 0.61
     # std 0.2 with 3 seeds: the band (1.22) exceeds the 1.00 margin; the normal 2 sqrt(2) x
