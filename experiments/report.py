@@ -657,8 +657,8 @@ def plot(evidence, path):
 
     main = {m: [c for r in plan_mod.PLAN if r.group == "main" and r.label["method"] == m
                 for c in [curve(r.name)] if c] for m in plan_mod.MAIN_METHODS}
-    small = [(r.name, curve(r.name)) for r in plan_mod.PLAN if r.group != "main"]
-    small = [(n, c) for n, c in small if c]
+    small = [(r, curve(r.name)) for r in plan_mod.PLAN if r.group != "main"]
+    small = [(r, c) for r, c in small if c]
     if not any(main.values()) and not small:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
@@ -676,12 +676,17 @@ def plot(evidence, path):
                 marker=".", label=f"{METHOD_NAMES[method]} ({len(curves)} seed(s))")
     ax.set_title(f"ResNet-20, CIFAR-10 (20k train / 10k test), {plan_mod.MAIN_EPOCHS} epochs")
     ax = axes[0][1]
-    for name, c in small:
+    for i, (run, c) in enumerate(small):
+        # The color cycle has 10 entries: dashed lines after it, so no two curves look alike.
         ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".",
-                label=name.rsplit("_e", 1)[0])
-    ax.set_title(f"ablation / sigma / kernel sign, {plan_mod.SMALL_EPOCHS} epochs, seed "
-                 f"{plan_mod.SMALL_SEED}")
+                ls="-" if i < len(colors) else "--",
+                label=run.name.rsplit("_e", 1)[0]
+                + (f" (seed {run.seed})" if run.seed != plan_mod.SMALL_SEED else ""))
+    ax.set_title(f"small-budget runs, {plan_mod.SMALL_EPOCHS} epochs, seed "
+                 f"{plan_mod.SMALL_SEED} unless named")
+    from matplotlib.ticker import MaxNLocator
     for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("held-out top-1 (%)")
         ax.grid(alpha=0.3)

@@ -128,6 +128,14 @@ def thread_env(threads, base=None):
     return env
 
 
+def _student_top1(results_path):
+    """The student's top-1 of a results.json, or None where it cannot be read."""
+    try:
+        return json.loads(pathlib.Path(results_path).read_text())["student"]["top1"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class Driver:
     """Runs the plan's runs (see the module docstring). Roots and interpreter are arguments so
     tests can drive it in a temporary directory with a fake trainer."""
@@ -323,9 +331,11 @@ class Driver:
                     progressed = True
                     continue
                 missing = [d for d in run.depends_on if not self.dependency_ready(d)]
-                for dep in [d for d in missing if self.rebuildable(d)]:
+                rebuilds = [d for d in missing if self.rebuildable(d)]
+                for dep in rebuilds:
                     self.rebuild(dep, run.name, index, total)
-                missing = [d for d in run.depends_on if not self.dependency_ready(d)]
+                if rebuilds:
+                    missing = [d for d in missing if not self.dependency_ready(d)]
                 if missing:
                     why = "; ".join(self._dependency_problem(d) for d in missing)
                     say(f"[{index}/{total}] {run.name}: postponed: {why}")
@@ -373,13 +383,8 @@ class Driver:
             f"evidence/{dep}/ keeps the original results")
         rc, elapsed = self.train(self.all_runs[dep], index, total)
         if rc == 0 and self.finished_in_runs(dep):
-            def top1(path):
-                try:
-                    return json.loads(path.read_text())["student"]["top1"]
-                except (OSError, ValueError, KeyError, TypeError):
-                    return None
-            original = top1(self.evidence_dir(dep) / DONE_FILE)
-            again = top1(self.model_dir(dep) / DONE_FILE)
+            original = _student_top1(self.evidence_dir(dep) / DONE_FILE)
+            again = _student_top1(self.model_dir(dep) / DONE_FILE)
             (self.model_dir(dep) / "rebuilt.json").write_text(json.dumps(
                 {"evidence_top1": original, "retrained_top1": again,
                  "finished": datetime.datetime.now().isoformat(timespec="seconds")},
