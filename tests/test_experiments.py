@@ -685,3 +685,53 @@ def test_report_small_budget_spread_replaces_the_main_tables_once_its_seeds_fini
     assert f"Mean ± sample std: 59.83 ± {std:.2f} over 3 seeds." in text
     assert "| 2 | 59.00 | `spread_default_e5_s2` |" in text
     assert "--seed=<seed>" in text.split("## Seed spread")[1]
+
+
+def test_report_ablation_verdicts_per_teacher_against_the_control_and_between_teachers(
+        tmp_path):
+    """The ablation is read column by column (only the progressive teacher's column sets the
+    default feature KD), each feature term against the logit-KD-only control, and fixed
+    against progressive teacher per row with the fixed teacher's own budget said; each
+    against the chance band of the small-budget seeds."""
+    from experiments import report
+    from scipy import stats
+    ev = tmp_path / "evidence"
+    cells = {("none", "fixed"): 0.66, ("raw", "fixed"): 0.665, ("conv", "fixed"): 0.47,
+             ("kernel", "fixed"): 0.65, ("kernel_conv", "fixed"): 0.60,
+             ("none", "progressive"): 0.59, ("raw", "progressive"): 0.665,
+             ("conv", "progressive"): 0.50, ("kernel", "progressive"): 0.595}
+    for (kd, teacher), v in cells.items():
+        _fake_evidence(ev, f"ablation_{kd}_{teacher}_e5_s0", v, epochs=5)
+    _fake_evidence(ev, plan.SHARED_DEFAULT_RUN, 0.60, epochs=5)
+    text = report.render(report.load_evidence(ev), cpu_now="test CPU")
+    ablation = text.split("## Ablation")[1].split("## Sigma")[0]
+    assert "Which feature KD with the fixed teacher wins: pending (4 of 5" not in ablation
+    assert "Against the logit-KD-only control" not in ablation   # the spread seeds pending
+    _fake_evidence(ev, "spread_default_e5_s1", 0.605, epochs=5)
+    _fake_evidence(ev, "spread_default_e5_s2", 0.59, epochs=5)
+    text = report.render(report.load_evidence(ev), cpu_now="test CPU")
+    ablation = " ".join(text.split("## Ablation")[1].split("## Sigma")[0].split())
+    band = stats.t.ppf(0.975, 2) * 2 ** 0.5 * statistics.stdev([60.0, 60.5, 59.0])   # 4.65
+    assert f"{band:.2f}" == "4.65"
+    progressive = ablation.split("Best feature KD with the progressive teacher:")[1]
+    assert progressive.startswith(" raw output + KD (66.50%), 6.50 points above the shipped "
+                                  "default kernel + 1x1 conv + KD (60.00%)")
+    assert "the default should become raw output + KD" in progressive.split("Against")[0]
+    fixed = ablation.split("Best feature KD with the fixed teacher:")[1].split("Best")[0]
+    assert "6.50 points above" in fixed and "should become" not in fixed
+    assert "does not set the default by itself" in fixed
+    control_fixed = ablation.split("control with the fixed teacher (66.00%): ")[1]
+    assert control_fixed.startswith("raw output + KD +0.50, 1x1 conv + KD -19.00, kernel + KD "
+                                    "-1.00, kernel + 1x1 conv + KD -6.00 points")
+    assert "No feature term adds to the logit KD beyond chance. Beyond chance, a feature term " \
+           "hurts: 1x1 conv + KD, kernel + 1x1 conv + KD." in control_fixed
+    control_progressive = ablation.split("control with the progressive teacher (59.00%): ")[1]
+    assert "Beyond chance, a feature term helps: raw output + KD." in control_progressive
+    assert "a feature term hurts: 1x1 conv + KD." in control_progressive
+    teachers = ablation.split("Fixed minus progressive teacher, per feature KD: ")[1]
+    assert teachers.startswith("logit KD only (no feature KD) +7.00, raw output + KD +0.00, "
+                               "1x1 conv + KD -3.00, kernel + KD +5.50, kernel + 1x1 conv + KD "
+                               "+0.00 points (chance band 4.65)")
+    assert "better beyond chance in 2 of 5 rows, the progressive in 0" in teachers
+    assert f"trained for {plan.MAIN_EPOCHS} epochs before the student's 5" in teachers
+    assert "worth training first where it wins here" in teachers
