@@ -67,6 +67,15 @@ SIGMAS = ("0.1", "0.5", "1", "5", "10")                  # Table 3 (recipe file 
 DEFAULT_SIGMA = "10"   # the PKKD recipe's --sigma (resnet20_cifar10_pkkd.flags; tested)
 CNN_KERNELS = ("a", "b")                                 # --cnn_kernel (METHOD.md section 3)
 
+# The ablation's winner checked at the main budget. At SMALL_EPOCHS the raw feature term
+# (with the progressive teacher: the PKKD recipe with --feature_kd=raw) beat the shipped kernel
+# + 1x1 conv by 7.6 points, beyond the 1.56-point chance band (docs/results.md). A 5-epoch,
+# one-seed reading does not say what it gives where the main table's question is asked, so
+# these seeds train the PKKD recipe with only --feature_kd changed for MAIN_EPOCHS, and the
+# report compares them with the main table's vanilla, MMD and PKKD ANN seeds.
+CONFIRM_KD = "raw"
+CONFIRM_SEEDS = (0, 1, 2)
+
 # The fixed-teacher ablations read this finished CNN run (its model_dir's model.keras).
 TEACHER_RUN = f"main_cnn_e{MAIN_EPOCHS}_s0"
 
@@ -84,7 +93,7 @@ class Run:
     """One training run: recipe + overrides, written to runs/evidence/<name>."""
     name: str
     recipe: str                  # file name in keras_pkkd/recipes/
-    group: str                   # main / ablation / sigma / cnn_kernel
+    group: str                   # main / sigma / spread / ablation / cnn_kernel / confirm
     epochs: int
     seed: int
     overrides: tuple = ()        # extra ("flag", "value") pairs, in order
@@ -149,6 +158,13 @@ def _spread(seed):
                labels=(("sigma", DEFAULT_SIGMA),))
 
 
+def _confirm(seed):
+    return Run(name=f"confirm_{CONFIRM_KD}_e{MAIN_EPOCHS}_s{seed}",
+               recipe="resnet20_cifar10_pkkd.flags", group="confirm", epochs=MAIN_EPOCHS,
+               seed=seed, overrides=(("feature_kd", CONFIRM_KD),),
+               labels=(("method", "pkkd"), ("feature_kd", CONFIRM_KD)))
+
+
 def build_plan():
     """The runs in the order the driver runs them (dependencies before their dependents)."""
     runs = [_main(m, 0) for m in FIRST_SEED0_ORDER]
@@ -163,6 +179,7 @@ def build_plan():
     runs += [_ablation(kd, t) for t in ABLATION_TEACHERS for kd in ABLATION_KD
              if not (kd == "kernel_conv" and t == "progressive")]
     runs += [_cnn_kernel(r) for r in CNN_KERNELS if r != "a"]
+    runs += [_confirm(s) for s in CONFIRM_SEEDS]
     return runs
 
 

@@ -33,7 +33,8 @@ def test_plan_is_well_formed():
                 or r.label.get("feature_kd") == "none"), r.recipe
         for dep in r.depends_on:
             assert position[dep] < position[r.name], (dep, r.name)
-        assert r.epochs == (plan.MAIN_EPOCHS if r.group == "main" else plan.SMALL_EPOCHS)
+        assert r.epochs == (plan.MAIN_EPOCHS if r.group in ("main", "confirm")
+                            else plan.SMALL_EPOCHS)
     main = [r for r in plan.PLAN if r.group == "main"]
     assert {(r.label["method"], r.seed) for r in main} == \
         {(m, s) for m in plan.MAIN_METHODS for s in plan.MAIN_SEEDS} | \
@@ -46,8 +47,15 @@ def test_plan_is_well_formed():
     extra = [position[f"main_{m}_e15_s{s}"] for m in plan.SECOND for s in plan.EXTRA_SEEDS]
     required = [position[f"main_{m}_e15_s{s}"] for m in plan.MAIN_METHODS
                 for s in plan.MAIN_SEEDS]
-    small = [position[r.name] for r in plan.PLAN if r.group != "main"]
+    small = [position[r.name] for r in plan.PLAN if r.group not in ("main", "confirm")]
     assert max(required) < min(extra) and max(extra) < min(small)
+    # The ablation's winner at the main budget runs last, after every small-budget run, with
+    # the PKKD recipe and only --feature_kd changed.
+    confirm = [r for r in plan.PLAN if r.group == "confirm"]
+    assert [r.seed for r in confirm] == list(plan.CONFIRM_SEEDS) and len(confirm) >= 3
+    assert min(position[r.name] for r in confirm) > max(small)
+    assert all(r.recipe == "resnet20_cifar10_pkkd.flags"
+               and r.overrides == (("feature_kd", plan.CONFIRM_KD),) for r in confirm)
     fixed = [r for r in plan.PLAN if r.label.get("teacher") == "fixed"]
     assert len(fixed) == 5 and all(r.depends_on == (plan.TEACHER_RUN,) for r in fixed)
     # The sigma sweep is the first of the small-budget runs; the ablation has its control.
@@ -735,3 +743,51 @@ def test_report_ablation_verdicts_per_teacher_against_the_control_and_between_te
     assert "better beyond chance in 2 of 5 rows, the progressive in 0" in teachers
     assert f"trained for {plan.MAIN_EPOCHS} epochs before the student's 5" in teachers
     assert "worth training first where it wins here" in teachers
+
+
+def test_report_confirm_section_compares_the_ablation_winner_with_the_main_table(tmp_path):
+    """The ablation winner's main-budget seeds: each seed, mean ± std, the command with its
+    --feature_kd, and its differences from vanilla / PKKD / MMD ANN with both tests; its curves
+    join the main panel of the figure, not the small-budget one."""
+    from experiments import report
+    ev = tmp_path / "evidence"
+    for seed, (a, p) in enumerate(((0.68, 0.69), (0.67, 0.68), (0.675, 0.675))):
+        _fake_evidence(ev, f"main_ann_e15_s{seed}", a)
+        _fake_evidence(ev, f"main_pkkd_e15_s{seed}", p, teacher=0.74)
+    text = report.render(report.load_evidence(ev), cpu_now="test CPU")
+    section = text.split("### The ablation's winner at 15 epochs")[1].split("\n## ")[0]
+    assert "| 0 | pending | - | `confirm_raw_e15_s0` |" in section
+    assert "| raw + KD ANN - vanilla ANN | pending |" in section
+    for seed, v in enumerate((0.70, 0.71, 0.72)):
+        _fake_evidence(ev, f"confirm_raw_e15_s{seed}", v, teacher=0.75)
+    evidence = report.load_evidence(ev)
+    text = report.render(evidence, cpu_now="test CPU")
+    section = text.split("### The ablation's winner at 15 epochs")[1].split("\n## ")[0]
+    assert "| 1 | 71.00 | 75.00 | `confirm_raw_e15_s1` |" in section
+    assert "Mean ± sample std: 71.00 ± 1.00 over 3 seeds." in section
+    assert "--flagfile=resnet20_cifar10_pkkd.flags" in section and \
+        "--seed=<seed> --feature_kd=raw --model_dir" in section
+    ann, raw = [68.0, 67.0, 67.5], [70.0, 71.0, 72.0]
+    c = report.compare(ann, raw)
+    perm, smallest = report.permutation_p(ann, raw)
+    assert (f"| raw + KD ANN - vanilla ANN | {c['diff']:+.2f} | {c['se']:.2f} | "
+            f"{c['df']:.1f} | {c['p']:.3f} | {perm:.3f} (smallest {smallest:.3f}) | 3, 3 |"
+            ) in section
+    assert "| raw + KD ANN - PKKD ANN | +2.83 |" in section   # 71 - 68.17
+    assert "| raw + KD ANN - MMD ANN | pending |" in section
+    # The figure: the confirm curves are drawn (main panel), the small-budget panel stays empty.
+    import matplotlib.axes
+    labels = []
+    original = matplotlib.axes.Axes.legend
+
+    def spy(self, *args, **kwargs):
+        labels.append(self.get_legend_handles_labels()[1])
+        return original(self, *args, **kwargs)
+
+    matplotlib.axes.Axes.legend = spy
+    try:
+        assert report.plot(evidence, tmp_path / "c.png")
+    finally:
+        matplotlib.axes.Axes.legend = original
+    assert labels == [["vanilla ANN (3 seed(s))", "PKKD ANN (3 seed(s))",
+                       "raw + KD ANN (3 seed(s))"]]
