@@ -15,6 +15,7 @@ written by hand) is kept. Runs not finished are listed as pending; nothing is fi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import itertools
 import json
@@ -754,8 +755,9 @@ def runs_table(evidence):
 # --- the figure ------------------------------------------------------------------------------
 
 def plot(evidence, path):
-    """Held-out top-1 per epoch (log.csv's val_accuracy): the main table (mean over seeds,
-    seeds thin) and the small-budget runs. Returns False when no finished run has a log."""
+    """Held-out top-1 per epoch (log.csv's val_accuracy): the main table and the ablation
+    winner's main-budget seeds (mean over seeds, seeds thin), the sigma sweep with the
+    default's seeds, and the ablation. Returns False when no finished run has a log."""
     from keras_pkkd.training.plots import plt, read_log  # Agg backend, the CLI's CSV reader
 
     def curve(name):
@@ -773,7 +775,7 @@ def plot(evidence, path):
     small = [(r, c) for r, c in small if c]
     if not any(main.values()) and not small:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.4), squeeze=False)
     ax = axes[0][0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (method, curves) in enumerate(main.items()):
@@ -787,15 +789,32 @@ def plot(evidence, path):
         ax.plot([curves[0][k][0] for k in range(length)], mean, color=color, lw=2,
                 marker=".", label=f"{METHOD_NAMES[method]} ({len(curves)} seed(s))")
     ax.set_title(f"ResNet-20, CIFAR-10 (20k train / 10k test), {plan_mod.MAIN_EPOCHS} epochs")
+    # Middle: the sigma sweep and the default's seeds; right: the ablation, one color per
+    # feature KD, solid for the fixed teacher and dashed for the progressive one (its kernel
+    # + 1x1 conv cell is the shared default run), and the other CNN kernel reading.
     ax = axes[0][1]
-    for i, (run, c) in enumerate(small):
-        # The color cycle has 10 entries: dashed lines after it, so no two curves look alike.
+    for i, (run, c) in enumerate((r, c) for r, c in small if r.group in ("sigma", "spread")):
         ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".",
-                ls="-" if i < len(colors) else "--",
+                color=colors[i % len(colors)],
                 label=run.name.rsplit("_e", 1)[0]
                 + (f" (seed {run.seed})" if run.seed != plan_mod.SMALL_SEED else ""))
-    ax.set_title(f"small-budget runs, {plan_mod.SMALL_EPOCHS} epochs, seed "
-                 f"{plan_mod.SMALL_SEED} unless named")
+    ax.set_title(f"sigma sweep and the default's seeds, {plan_mod.SMALL_EPOCHS} epochs")
+    ax = axes[0][2]
+    cells = [(r, c) for r, c in small if r.group == "ablation"]
+    cells += [(dataclasses.replace(r, labels=(("feature_kd", "kernel_conv"),
+                                              ("teacher", "progressive"))), c)
+              for r, c in small if r.name == plan_mod.SHARED_DEFAULT_RUN]
+    for run, c in sorted(cells, key=lambda rc: (plan_mod.ABLATION_KD.index(
+            rc[0].label["feature_kd"]), rc[0].label["teacher"])):
+        kd, teacher = run.label["feature_kd"], run.label["teacher"]
+        ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".",
+                color=colors[plan_mod.ABLATION_KD.index(kd) % len(colors)],
+                ls="-" if teacher == "fixed" else "--", label=f"{kd}, {teacher}")
+    for run, c in ((r, c) for r, c in small if r.group == "cnn_kernel"):
+        ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".", color="0.2", ls=":",
+                label=f"kernel_conv, progressive, --cnn_kernel={run.label['cnn_kernel']}")
+    ax.set_title(f"ablation (solid: fixed, dashed: progressive teacher), "
+                 f"{plan_mod.SMALL_EPOCHS} epochs")
     from matplotlib.ticker import MaxNLocator
     for ax in axes[0]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -933,7 +952,9 @@ def render(evidence, figure_path=None, figure_rel=None, cpu_now=None, features=N
                   "Top-1 on the 10k test images after every epoch (`val_accuracy` of each run's "
                   "log.csv, taken with training's BN moving averages; the tables' final numbers "
                   "use the recomputed BN statistics, docs/training.md 'precise BN', so they can "
-                  "differ from the last point). Left: thin lines are seeds, thick the mean. "
+                  "differ from the last point). Left: thin lines are seeds, thick the mean; middle: the "
+                  "sigma sweep and the default's seeds; right: the ablation (color: feature KD; "
+                  "solid: fixed, dashed: progressive teacher) and the other CNN kernel reading. "
                   "Drawn by `python -m experiments.report`."]
     else:
         lines.append("Pending: no finished run yet (the figure is drawn once one has).")

@@ -794,3 +794,39 @@ def test_report_confirm_section_compares_the_ablation_winner_with_the_main_table
         matplotlib.axes.Axes.legend = original
     assert labels == [["vanilla ANN (3 seed(s))", "PKKD ANN (3 seed(s))",
                        "raw + KD ANN (3 seed(s))"]]
+
+
+def test_report_figure_ablation_panel_one_color_per_feature_kd_style_per_teacher(tmp_path):
+    """The figure's right panel: every ablation cell, the shared default run as the kernel + 1x1
+    conv / progressive cell, in ABLATION_KD order, a color per feature KD (the same under both
+    teachers), solid for fixed and dashed for progressive; the sigma runs in the middle."""
+    import matplotlib.axes
+    from experiments import report
+    ev = tmp_path / "evidence"
+    for kd in plan.ABLATION_KD:
+        for teacher in plan.ABLATION_TEACHERS:
+            name = f"ablation_{kd}_{teacher}_e5_s0"
+            if name in plan.BY_NAME:
+                _fake_evidence(ev, name, 0.5, epochs=5, curve=(0.1, 0.5))
+    _fake_evidence(ev, plan.SHARED_DEFAULT_RUN, 0.5, epochs=5, curve=(0.1, 0.5))
+    panels = []
+    original = matplotlib.axes.Axes.legend
+
+    def spy(self, *args, **kwargs):
+        panels.append([(line.get_label(), line.get_color(), line.get_linestyle())
+                       for line in self.get_lines()])
+        return original(self, *args, **kwargs)
+
+    matplotlib.axes.Axes.legend = spy
+    try:
+        assert report.plot(report.load_evidence(ev), tmp_path / "c.png")
+    finally:
+        matplotlib.axes.Axes.legend = original
+    assert [label for label, _, _ in panels[0]] == ["sigma_10"]
+    ablation = panels[1]
+    assert [label for label, _, _ in ablation] == [
+        f"{kd}, {t}" for kd in plan.ABLATION_KD for t in plan.ABLATION_TEACHERS]
+    for k in range(0, len(ablation), 2):
+        (_, c_fixed, ls_fixed), (_, c_prog, ls_prog) = ablation[k], ablation[k + 1]
+        assert c_fixed == c_prog and ls_fixed == "-" and ls_prog == "--"
+    assert len({c for _, c, _ in ablation}) == len(plan.ABLATION_KD)
