@@ -84,6 +84,14 @@ def top1(entry):
         return None
 
 
+def teacher_top1(entry):
+    """Top-1 of the run's teacher (results.json `teacher`), in %, or None (no run, no teacher)."""
+    try:
+        return 100.0 * float(entry["results"]["teacher"]["top1"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def mean_std(values):
     """(mean, sample standard deviation (n - 1; None below 2 values), n)."""
     values = [v for v in values if v is not None]
@@ -225,8 +233,7 @@ def main_table(evidence, cpu_now):
         per_method[method] = values
         mean, std, n = mean_std(values)
         seeds = ", ".join(f"s{r.seed}: {pct(top1(e))}" for r, e in done) or "-"
-        teacher = [100 * e["results"]["teacher"]["top1"] for _, e in done
-                   if (e["results"].get("teacher") or {}).get("top1") is not None]
+        teacher = [v for _, e in done for v in [teacher_top1(e)] if v is not None]
         tmean, tstd, tn = mean_std(teacher)
         speed = [e["results"].get("train_images_per_s") for _, e in done
                  if e["results"].get("train_images_per_s")]
@@ -320,9 +327,8 @@ def confirm_section(evidence, per_method, cpu_now):
     used, values = [], []
     for r in runs:
         e = evidence.get(r.name)
-        teacher = ((e or {}).get("results", {}).get("teacher") or {}).get("top1")
         lines.append(f"| {r.seed} | {pct(top1(e)) if e else 'pending'} | "
-                     f"{pct(100 * teacher) if teacher is not None else '-'} | `{r.name}` |")
+                     f"{pct(teacher_top1(e))} | `{r.name}` |")
         if e is not None:
             used.append(e)
             values.append(top1(e))
@@ -371,7 +377,7 @@ def chance_band(std, n):
     return t * math.sqrt(2) * std, t
 
 
-def verdict(what, values, default, spread, source, decides=True):
+def verdict(what, values, default, spread, source, not_default=None):
     """Lines saying which setting of a one-seed comparison wins, by how much over the shipped
     default, and whether that is beyond chance.
 
@@ -380,9 +386,9 @@ def verdict(what, values, default, spread, source, decides=True):
         default: the key of the shipped default; spread: top-1 values of seeds of one
             configuration (their sample standard deviation is the spread of one run);
             source: where those seeds come from, in words.
-        decides: True where this comparison sets the default; else the reason, in words,
-            why its winner is said but not made the default (read under a setting that is not
-            the shipped one, or a choice that defines the method itself).
+        not_default: None where this comparison sets the default; else the reason, in
+            words, why its winner is said but not made the default (read under a setting that
+            is not the shipped one, or a choice that defines the method itself).
     """
     done = {k: v for k, v in values.items() if v is not None}
     if len(done) < len(values):
@@ -406,8 +412,9 @@ def verdict(what, values, default, spread, source, decides=True):
              f"{t:.2f} x 1.41 x {std:.2f} = {band:.2f} points by chance (95%). ")
     if best == default:
         text += "The default wins; it stays."
-    elif margin > band and decides is not True:
-        text += f"{best} beats the default beyond that here; it is not made the default: {decides}"
+    elif margin > band and not_default:
+        text += (f"{best} beats the default beyond that here; it is not made the default: "
+                 f"{not_default}")
     elif margin > band:
         text += (f"{best} beats the default beyond that: the default should become {best}.")
     else:
@@ -473,9 +480,9 @@ def fixed_teacher_note(evidence):
     used = {}
     for kd in plan_mod.ABLATION_KD:
         name = f"ablation_{kd}_fixed_e{plan_mod.SMALL_EPOCHS}_s{plan_mod.SMALL_SEED}"
-        teacher = ((evidence.get(name) or {}).get("results", {}).get("teacher") or {})
-        if teacher.get("top1") is not None:
-            used[name] = 100 * teacher["top1"]
+        teacher = teacher_top1(evidence.get(name))
+        if teacher is not None:
+            used[name] = teacher
     if not used:
         return []
     if len({round(v, 2) for v in used.values()}) == 1:
@@ -551,7 +558,7 @@ def ablation_verdicts(values, spread, source):
     for teacher in plan_mod.ABLATION_TEACHERS:
         column = {KD_NAMES[kd]: values[(kd, teacher)] for kd in plan_mod.ABLATION_KD}
         lines += verdict(f"feature KD with the {teacher} teacher", column, KD_NAMES[shipped],
-                         spread, source, decides=ABLATION_NOT_DEFAULT[teacher])
+                         spread, source, not_default=ABLATION_NOT_DEFAULT[teacher])
     if any(v is None for v in values.values()):
         return lines
     _, std, n = mean_std(spread)
@@ -760,6 +767,9 @@ def plot(evidence, path):
     default's seeds, and the ablation. Returns False when no finished run has a log."""
     from keras_pkkd.training.plots import plt, read_log  # Agg backend, the CLI's CSV reader
 
+    def draw(ax, points, **style):
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], **style)
+
     def curve(name):
         e = evidence.get(name)
         if e is None or not (e["dir"] / "log.csv").exists():
@@ -783,7 +793,7 @@ def plot(evidence, path):
             continue
         color = colors[i % len(colors)]
         for c in curves:
-            ax.plot([p[0] for p in c], [100 * p[1] for p in c], color=color, alpha=0.3, lw=0.8)
+            draw(ax, c, color=color, alpha=0.3, lw=0.8)
         length = min(len(c) for c in curves)
         mean = [statistics.fmean(100 * c[k][1] for c in curves) for k in range(length)]
         ax.plot([curves[0][k][0] for k in range(length)], mean, color=color, lw=2,
@@ -794,10 +804,9 @@ def plot(evidence, path):
     # + 1x1 conv cell is the shared default run), and the other CNN kernel reading.
     ax = axes[0][1]
     for i, (run, c) in enumerate((r, c) for r, c in small if r.group in ("sigma", "spread")):
-        ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".",
-                color=colors[i % len(colors)],
-                label=run.name.rsplit("_e", 1)[0]
-                + (f" (seed {run.seed})" if run.seed != plan_mod.SMALL_SEED else ""))
+        draw(ax, c, marker=".", color=colors[i % len(colors)],
+             label=run.name.rsplit("_e", 1)[0]
+             + (f" (seed {run.seed})" if run.seed != plan_mod.SMALL_SEED else ""))
     ax.set_title(f"sigma sweep and the default's seeds, {plan_mod.SMALL_EPOCHS} epochs")
     ax = axes[0][2]
     cells = [(r, c) for r, c in small if r.group == "ablation"]
@@ -807,12 +816,11 @@ def plot(evidence, path):
     for run, c in sorted(cells, key=lambda rc: (plan_mod.ABLATION_KD.index(
             rc[0].label["feature_kd"]), rc[0].label["teacher"])):
         kd, teacher = run.label["feature_kd"], run.label["teacher"]
-        ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".",
-                color=colors[plan_mod.ABLATION_KD.index(kd) % len(colors)],
-                ls="-" if teacher == "fixed" else "--", label=f"{kd}, {teacher}")
+        draw(ax, c, marker=".", color=colors[plan_mod.ABLATION_KD.index(kd) % len(colors)],
+             ls="-" if teacher == "fixed" else "--", label=f"{kd}, {teacher}")
     for run, c in ((r, c) for r, c in small if r.group == "cnn_kernel"):
-        ax.plot([p[0] for p in c], [100 * p[1] for p in c], marker=".", color="0.2", ls=":",
-                label=f"kernel_conv, progressive, --cnn_kernel={run.label['cnn_kernel']}")
+        draw(ax, c, marker=".", color="0.2", ls=":",
+             label=f"kernel_conv, progressive, --cnn_kernel={run.label['cnn_kernel']}")
     ax.set_title(f"ablation (solid: fixed, dashed: progressive teacher), "
                  f"{plan_mod.SMALL_EPOCHS} epochs")
     from matplotlib.ticker import MaxNLocator
@@ -952,9 +960,10 @@ def render(evidence, figure_path=None, figure_rel=None, cpu_now=None, features=N
                   "Top-1 on the 10k test images after every epoch (`val_accuracy` of each run's "
                   "log.csv, taken with training's BN moving averages; the tables' final numbers "
                   "use the recomputed BN statistics, docs/training.md 'precise BN', so they can "
-                  "differ from the last point). Left: thin lines are seeds, thick the mean; middle: the "
-                  "sigma sweep and the default's seeds; right: the ablation (color: feature KD; "
-                  "solid: fixed, dashed: progressive teacher) and the other CNN kernel reading. "
+                  "differ from the last point). Left: thin lines are seeds, thick the mean; "
+                  "middle: the sigma sweep and the default's seeds; right: the ablation (color: "
+                  "feature KD; solid: fixed, dashed: progressive teacher) and the other CNN "
+                  "kernel reading. "
                   "Drawn by `python -m experiments.report`."]
     else:
         lines.append("Pending: no finished run yet (the figure is drawn once one has).")
