@@ -7,6 +7,11 @@ Reads the run's flags (flags.json) for the data and the architecture, and evalua
 Data flags given here override the run's (another dataset of the same classes, a local
 --eval_data .npz or image folder). Prints top-1 / top-5 and writes them as JSON (--output,
 default <model_dir>/eval.json).
+
+--bn_recalibration_batches=N first recomputes the BN statistics over N batches of the run's own
+training pipeline (precise BN, as training does after its last epoch; docs/training.md): a
+checkpoint taken mid-training is then evaluated as the run's final evaluation would see it.
+Nothing is saved: the checkpoint and model.keras keep their statistics.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ def _parser():
     p.add_argument("--image_size", type=int)
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--no_download", action="store_true", help="never download a dataset")
+    p.add_argument("--bn_recalibration_batches", type=int, default=0, metavar="N",
+                   help="recompute the BN statistics over N batches of the run's training "
+                        "data first (needs --model_dir; not saved). 0: as stored")
     p.add_argument("--output", help="JSON file for the results (default <model_dir>/eval.json)")
     return p
 
@@ -67,12 +75,52 @@ def _networks_from_checkpoint(saved, model_dir, source):
     return network, teacher, f"checkpoint of epoch {epoch}"
 
 
+def _recalibrate(saved, network, teacher, batches):
+    """Precise BN for the loaded network(s) over `batches` batches of the run's training
+    pipeline (its data, batch size and seed; a fixed teacher keeps its statistics, as in
+    training). Returns the number of batches used."""
+    from keras_pkkd import data
+    from keras_pkkd.training.precise_bn import recalibrate_run
+
+    dataset = saved.get("dataset")
+    dataset = None if dataset in (None, "none") else dataset
+    train_data = saved.get("train_data")
+    if dataset is None and not train_data:
+        _fail("the run's flags.json names no training data (--dataset or --train_data): "
+              "nothing to recompute the BN statistics from")
+    if saved.get("batch_size") is None or saved.get("seed") is None:
+        _fail("the run's flags.json has no batch_size or seed: cannot rebuild its training "
+              "pipeline for --bn_recalibration_batches")
+    try:
+        # The training split alone (one evaluation example: load() opens both), normalized
+        # as the run trained.
+        source = data.load(dataset=dataset, data_dir=saved.get("data_dir"),
+                           train_data=train_data, eval_data=train_data,
+                           train_examples=saved.get("train_examples"), eval_examples=1,
+                           image_size=saved.get("image_size"),
+                           download=saved.get("download", True),
+                           manual_dir=saved.get("manual_dir"))
+    except data.DataError as e:
+        _fail(f"cannot open the run's training data for --bn_recalibration_batches: {e}")
+    nets = [network] + ([teacher] if teacher is not None and saved.get("teacher") != "fixed"
+                        else [])
+    used = recalibrate_run(nets, source, batch_size=saved["batch_size"], seed=saved["seed"],
+                           batches=batches)
+    print(f"BN statistics recomputed over {used} training batches (not saved)")
+    return used
+
+
 def main(argv=None):
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if not args.model_dir and not args.model:
         _fail("give --model_dir (a training run) or --model (a .keras file)", 2)
     if args.batch_size < 1 or (args.eval_examples is not None and args.eval_examples < 1):
         _fail("--batch_size and --eval_examples must be >= 1", 2)
+    if args.bn_recalibration_batches < 0:
+        _fail("--bn_recalibration_batches must be >= 0", 2)
+    if args.bn_recalibration_batches and not args.model_dir:
+        _fail("--bn_recalibration_batches needs --model_dir: the statistics come from the "
+              "run's training data, batch size and seed (flags.json)", 2)
 
     import keras
 
@@ -130,10 +178,14 @@ def main(argv=None):
         _fail(f"the network takes {network.input_shape[1:3]} images but the data is "
               f"{source.image_size}px: pass --image_size")
 
+    recalibrated = 0
+    if args.bn_recalibration_batches:
+        recalibrated = _recalibrate(saved, network, teacher, args.bn_recalibration_batches)
     eval_ds = source.eval_dataset(args.batch_size)
     results = {"network": origin, "data": source.description,
                "student": evaluate_network(network, eval_ds),
-               "teacher": evaluate_network(teacher, eval_ds) if teacher is not None else None}
+               "teacher": evaluate_network(teacher, eval_ds) if teacher is not None else None,
+               "bn_recalibration_batches": recalibrated}
     for role in ("student", "teacher"):
         r = results[role]
         if r:

@@ -89,6 +89,38 @@ def test_pkkd_run_end_to_end_and_evaluate(cifar10_files, tmp_path, monkeypatch):
     assert rel["student"]["top1"] == pytest.approx(ckpt["student"]["top1"])
 
 
+def test_evaluate_recomputes_bn_statistics_as_the_trainer_does(cifar10_files, tmp_path):
+    """`evaluate --bn_recalibration_batches=N` on a run trained without precise BN gives the
+    figures the trainer's own precise BN gives (the finished run invoked again with N), differs
+    from the moving averages', and saves nothing."""
+    model_dir = tmp_path / "run"
+    argv = tiny(cifar10_files, model_dir, "--method=ann", epochs=1)
+    plain = train.main([*argv, "--bn_recalibration_batches=0"])["student"]
+    ev = ["--eval_examples=128"]   # the run's
+    moving = evaluate.main([f"--model_dir={model_dir}", "--from_checkpoint", *ev])["student"]
+    assert moving["loss"] == pytest.approx(plain["loss"], rel=1e-5)
+    got = evaluate.main([f"--model_dir={model_dir}", "--from_checkpoint", *ev,
+                         "--bn_recalibration_batches=2"])
+    assert got["bn_recalibration_batches"] == 2
+    assert abs(got["student"]["loss"] - moving["loss"]) > 0.01 * moving["loss"]
+    again = evaluate.main([f"--model_dir={model_dir}", "--from_checkpoint", *ev])["student"]
+    assert again["loss"] == pytest.approx(moving["loss"], rel=1e-5)   # nothing was saved
+    trainer = train.main([*argv, "--bn_recalibration_batches=2"])
+    assert trainer["bn_recalibration_batches"] == 2 and trainer["steps"] == 3
+    assert got["student"]["loss"] == pytest.approx(trainer["student"]["loss"], rel=1e-4)
+    assert got["student"]["top1"] == pytest.approx(trainer["student"]["top1"])
+
+
+def test_evaluate_bn_recalibration_errors(tmp_path, capsys):
+    for argv, message in ((["--model=m.keras", "--bn_recalibration_batches=2"],
+                           "needs --model_dir"),
+                          ([f"--model_dir={tmp_path}", "--bn_recalibration_batches=-1"],
+                           "must be >= 0")):
+        with pytest.raises(SystemExit):
+            evaluate.main(argv)
+        assert message in capsys.readouterr().err
+
+
 def _checkpoint_values(path):
     reader = tf.train.load_checkpoint(str(path))
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()

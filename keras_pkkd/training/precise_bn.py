@@ -67,3 +67,21 @@ def recalibrate_batchnorm(model, dataset, batches):
     if used == 0:
         raise ValueError("the dataset for BN recalibration is empty")
     return used
+
+
+def recalibrate_run(networks, source, *, batch_size, seed, batches):
+    """Precise BN as a training run does it after its last epoch: every network of `networks`
+    gets its statistics over the same first `batches` batches of the run's training pipeline
+    (`source.train_dataset(batch_size, seed=seed, epochs=1)`: epoch 0's order and augmentation,
+    so a rerun recomputes the same statistics). Used by the trainer and by `keras_pkkd.evaluate
+    --bn_recalibration_batches` (a checkpoint taken mid-training, seen as its final evaluation
+    would see it).
+
+    Returns:
+        The number of batches used (0 when no network has a BN layer).
+    """
+    dataset = source.train_dataset(batch_size, seed=seed, epochs=1)
+    used = 0
+    for net in networks:
+        used = max(used, recalibrate_batchnorm(net, dataset, batches))
+    return used

@@ -30,7 +30,7 @@ from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
 from keras_pkkd.training.evaluation import evaluate_network
 from keras_pkkd.training.plots import plot_curves, read_log
-from keras_pkkd.training.precise_bn import recalibrate_batchnorm
+from keras_pkkd.training.precise_bn import recalibrate_run
 from keras_pkkd.training.strategy import is_chief, make_strategy, patch_symbolic_build
 
 log = logging.getLogger("keras_pkkd")
@@ -294,12 +294,10 @@ def _recalibrate(cfg, source, strategy, network, teacher):
     reproduces its figures. Returns the number of batches used (0: off)."""
     if not cfg.bn_recalibration_batches:
         return 0
-    batches = source.train_dataset(cfg.batch_size, seed=cfg.seed, epochs=1)
     nets = [network] + ([teacher] if teacher is not None and cfg.teacher != "fixed" else [])
-    used = 0
     with strategy.scope():
-        for net in nets:
-            used = recalibrate_batchnorm(net, batches, cfg.bn_recalibration_batches)
+        used = recalibrate_run(nets, source, batch_size=cfg.batch_size, seed=cfg.seed,
+                               batches=cfg.bn_recalibration_batches)
     _say(f"BN statistics recomputed over {used} training batches with the final weights")
     return used
 
