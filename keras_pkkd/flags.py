@@ -210,6 +210,12 @@ def define_flags(flag_values=flags.FLAGS):
                          "batches with the final weights (precise BN; adder networks need it: "
                          "docs/training.md). 0: keep the moving averages of training.",
                          lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer("validation_bn_batches", 0, "Before each per-epoch validation, "
+                         "recompute the BN statistics over this many training batches (precise "
+                         "BN, keras_pkkd.callbacks.PreciseBN): val_* then show what the weights "
+                         "give, not training's lagging moving averages, at the cost of N "
+                         "forward passes per validation. 0: validate with the moving averages.",
+                         lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("steps_per_execution", 1, "Training steps per tf.function call.",
                          lower_bound=1, flag_values=fv)
     # Output.

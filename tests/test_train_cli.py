@@ -111,6 +111,26 @@ def test_evaluate_recomputes_bn_statistics_as_the_trainer_does(cifar10_files, tm
     assert got["student"]["top1"] == pytest.approx(trainer["student"]["top1"])
 
 
+def test_validation_bn_batches_validates_with_recomputed_statistics(cifar10_files, tmp_path):
+    """--validation_bn_batches=N: each per-epoch validation follows precise BN over the same N
+    batches the final evaluation uses, so the last epoch's val_accuracy and val loss equal the
+    final figures (with the moving averages they do not); training itself is unchanged."""
+    def run(name, *extra):
+        model_dir = tmp_path / name
+        res = train.main(tiny(cifar10_files, model_dir, "--method=ann", "--seed=3", *extra,
+                              "--bn_recalibration_batches=2", "--deterministic", epochs=1))
+        return res, res["history"]
+
+    res, hist = run("precise", "--validation_bn_batches=2")
+    assert hist["val_accuracy"][-1] == pytest.approx(res["student"]["top1"])
+    assert hist["val_top5"][-1] == pytest.approx(res["student"]["top5"])
+    base, base_hist = run("moving")
+    assert abs(base_hist["val_loss"][-1] - hist["val_loss"][-1]) > 0.01 * hist["val_loss"][-1]
+    # The same weights: the training losses match and so do the final (precise BN) figures.
+    assert base_hist["loss"] == pytest.approx(hist["loss"], rel=1e-6)
+    assert base["student"]["loss"] == pytest.approx(res["student"]["loss"], rel=1e-5)
+
+
 def test_evaluate_bn_recalibration_errors(tmp_path, capsys):
     for argv, message in ((["--model=m.keras", "--bn_recalibration_batches=2"],
                            "needs --model_dir"),

@@ -80,7 +80,14 @@ def recalibrate_run(networks, source, *, batch_size, seed, batches):
     Returns:
         The number of batches used (0 when no network has a BN layer).
     """
-    dataset = source.train_dataset(batch_size, seed=seed, epochs=1)
+    return recalibrate_networks(networks, source.train_dataset(batch_size, seed=seed, epochs=1),
+                                batches)
+
+
+def recalibrate_networks(networks, dataset, batches):
+    """`recalibrate_batchnorm` for each network of `networks`, each over the same first
+    `batches` batches of `dataset` (re-iterable: a tf.data.Dataset or a list). Returns the
+    number of batches used (0 when no network has a BN layer)."""
     used = 0
     for net in networks:
         used = max(used, recalibrate_batchnorm(net, dataset, batches))

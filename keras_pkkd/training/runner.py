@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from keras_pkkd import __version__, count_ops, data, ops
-from keras_pkkd.callbacks import StepTimer
+from keras_pkkd.callbacks import PreciseBN, StepTimer
 from keras_pkkd.flags import student_feature_kd
 from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
@@ -214,6 +214,17 @@ def run(cfg, flags_text):
         fit_kwargs = {}
         if cfg.validate_every:
             fit_kwargs = dict(validation_data=eval_ds, validation_freq=cfg.validate_every)
+            if cfg.validation_bn_batches:
+                callbacks.insert(0, PreciseBN(
+                    source.train_dataset(cfg.batch_size, seed=cfg.seed, epochs=1),
+                    cfg.validation_bn_batches, networks=_recalibrated_networks(cfg, network,
+                                                                              teacher),
+                    strategy=strategy))
+            elif kind == "adder":
+                _say("per-epoch val_* use training's BN moving averages, which lag an adder "
+                     "network's weights (its early held-out points can read near chance); "
+                     "--validation_bn_batches=10 recomputes the statistics before each "
+                     "validation")
         trainer.fit(train_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                     steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(cfg),
                     shuffle=False,  # the datasets order themselves, per epoch and seed
@@ -288,13 +299,19 @@ def _history(csv_path):
     return history
 
 
+def _recalibrated_networks(cfg, network, teacher):
+    """The networks whose BN statistics precise BN recomputes: the trained network and a
+    progressive teacher (a fixed teacher keeps the statistics it was trained with)."""
+    return [network] + ([teacher] if teacher is not None and cfg.teacher != "fixed" else [])
+
+
 def _recalibrate(cfg, source, strategy, network, teacher):
     """Precise BN for the trained network(s) (keras_pkkd.training.precise_bn): the same
     batches (training pipeline, the run's seed) every time, so a re-invoked finished run
     reproduces its figures. Returns the number of batches used (0: off)."""
     if not cfg.bn_recalibration_batches:
         return 0
-    nets = [network] + ([teacher] if teacher is not None and cfg.teacher != "fixed" else [])
+    nets = _recalibrated_networks(cfg, network, teacher)
     with strategy.scope():
         used = recalibrate_run(nets, source, batch_size=cfg.batch_size, seed=cfg.seed,
                                batches=cfg.bn_recalibration_batches)
