@@ -308,7 +308,7 @@ def other_differences(per_method, pairs=OTHER_PAIRS,
             "| permutation p | seeds (first, second) |", "|---|---|---|---|---|---|---|"] + rows
 
 
-CONFIRM_PAIRS = (("ann", "confirm"), ("pkkd", "confirm"), ("mmd", "confirm"))
+CONFIRM_PAIRS = (("ann", "confirm"), ("pkkd", "confirm"), ("mmd", "confirm"), ("cnn", "confirm"))
 
 
 def confirm_section(evidence, per_method, cpu_now):

@@ -778,6 +778,7 @@ def test_report_confirm_section_compares_the_ablation_winner_with_the_main_table
             ) in section
     assert "| raw + KD ANN - PKKD ANN | +2.83 |" in section   # 71 - 68.17
     assert "| raw + KD ANN - MMD ANN | pending |" in section
+    assert "| raw + KD ANN - CNN | pending |" in section   # no CNN run here
     # The figure: the confirm curves are drawn (main panel), the small-budget panel stays empty.
     import matplotlib.axes
     labels = []
