@@ -1,11 +1,12 @@
-"""The feature-space evidence of issue #12 (the papers' Figure 1) from the main table's networks.
+"""The feature-space evidence of issue #12 (the papers' Figure 1) from the main table's networks
+(and the ablation winner's 15-epoch runs).
 
     python -m experiments.features [--runs_root=runs/evidence] [--evidence_root=evidence]
                                    [--force]
 
 The papers argue that a CNN separates classes by the angle of a feature vector and an ANN by its
-distance, and that PKKD moves the ANN towards the CNN. For every finished main-table run of
-experiments/plan.py whose networks are still in its model_dir (`runs/evidence/<run>/model.keras`,
+distance, and that PKKD moves the ANN towards the CNN. For every finished main-table or confirm run
+of experiments/plan.py whose networks are still in its model_dir (`runs/evidence/<run>/model.keras`,
 and the progressive teacher `teacher.keras` of the PKKD runs), this measures the penultimate
 features (the classifier's input) of all 10,000 test images and their full-dimensional class
 separation over the 10 classes (keras_pkkd/visualize/feature_space.py `separation`: accuracy of
@@ -57,8 +58,19 @@ def say(message):
     print(f"[experiments.features {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+MEASURED_GROUPS = ("main", "confirm")   # the main table and the ablation winner's 15 epochs
+
+
 def main_runs():
-    return [r for r in plan_mod.PLAN if r.group == "main"]
+    """The runs whose networks are measured: the main table's, then the confirm runs (the
+    ablation's winner at the main budget)."""
+    return [r for r in plan_mod.PLAN if r.group in MEASURED_GROUPS]
+
+
+def method_key(run):
+    """The method a run's entries are filed under: the main table's method, or "confirm" (a
+    PKKD-recipe run with another feature KD is not PKKD ANN)."""
+    return "confirm" if run.group == "confirm" else run.label["method"]
 
 
 def networks_of(run, runs_root):
@@ -66,10 +78,12 @@ def networks_of(run, runs_root):
     from keras_pkkd.visualize.runs import METHOD_LABELS, MODEL_FILE, TEACHER_FILE
 
     mdir = pathlib.Path(runs_root) / run.name
-    method = run.label["method"]
+    method = method_key(run)
     out = []
     if (mdir / MODEL_FILE).is_file():
-        out.append((run.name, METHOD_LABELS[method], mdir / MODEL_FILE))
+        label = (f"{run.label['feature_kd']} + KD ANN" if method == "confirm"
+                 else METHOD_LABELS[method])
+        out.append((run.name, label, mdir / MODEL_FILE))
     if method == "pkkd" and (mdir / TEACHER_FILE).is_file():
         out.append((run.name + TEACHER_SUFFIX, "PKKD teacher (CNN, progressive)",
                     mdir / TEACHER_FILE))
@@ -146,7 +160,7 @@ def measure(*, runs_root, evidence_root, eval_data, force=False):
                 say(f"{len(x)} test images from {source.description}")
             f = feature_space.extract(net.model, x, f"[{k + 1}/{len(todo)}] {key}")
             entries[key] = {
-                "run": run.name, "method": run.label["method"], "seed": run.seed,
+                "run": run.name, "method": method_key(run), "seed": run.seed,
                 "network": "teacher" if key.endswith(TEACHER_SUFFIX) else "model",
                 "label": label, "sha256": fingerprint(path), "dim": int(f.shape[1]),
                 "images": int(len(x)),

@@ -583,11 +583,16 @@ def test_features_measures_new_networks_only_and_report_shows_them(tmp_path):
 
     _tiny_main_run(runs_root, "main_pkkd_e15_s0", "adder", 2, teacher=True)
     _tiny_main_run(runs_root, "main_ann_e15_s1", "adder", 3)
+    _tiny_main_run(runs_root, "confirm_raw_e15_s0", "adder", 4, teacher=True)
     record2 = features.measure(**kwargs)
     assert record2["networks"]["main_ann_e15_s0"] == ann        # kept, not measured again
     record2 = json.loads(json.dumps(record2))
+    # The confirm run (PKKD recipe, raw feature KD) is filed apart from PKKD ANN, student only.
     assert set(record2["networks"]) == {"main_cnn_e15_s0", "main_ann_e15_s0", "main_ann_e15_s1",
-                                        "main_pkkd_e15_s0", "main_pkkd_e15_s0/teacher"}
+                                        "main_pkkd_e15_s0", "main_pkkd_e15_s0/teacher",
+                                        "confirm_raw_e15_s0"}
+    assert record2["networks"]["confirm_raw_e15_s0"]["method"] == "confirm"
+    assert record2["networks"]["confirm_raw_e15_s0"]["label"] == "raw + KD ANN"
     assert record2["networks"]["main_pkkd_e15_s0/teacher"]["network"] == "teacher"
     picture = ev / features.NAME / features.PICTURE_FILE
     assert picture.exists() and record2["picture"]["runs"] == [
@@ -613,6 +618,7 @@ def test_features_measures_new_networks_only_and_report_shows_them(tmp_path):
     assert f"| vanilla ANN | 0, 1 | {(s0 + s1) / 2:.3f} ± {statistics.stdev([s0, s1]):.3f} |" \
         in text
     assert "| MMD ANN | pending |" in text and "| PKKD's progressive teacher (CNN) | 0 |" in text
+    assert "| PKKD ANN | 0 |" in text and "| raw + KD ANN | 0 |" in text
     assert "![feature space](../evidence/features_e15/x.png)" in text
     assert "Picture pending" in "\n".join(report.features_section({}, None))
 
