@@ -80,7 +80,7 @@ def _recalibrate(saved, network, teacher, batches):
     pipeline (its data, batch size and seed; a fixed teacher keeps its statistics, as in
     training). Returns the number of batches used."""
     from keras_pkkd import data
-    from keras_pkkd.training.precise_bn import recalibrate_run
+    from keras_pkkd.training.precise_bn import recalibrate_run, recalibrated_networks
 
     dataset = saved.get("dataset")
     dataset = None if dataset in (None, "none") else dataset
@@ -102,8 +102,7 @@ def _recalibrate(saved, network, teacher, batches):
                            manual_dir=saved.get("manual_dir"))
     except data.DataError as e:
         _fail(f"cannot open the run's training data for --bn_recalibration_batches: {e}")
-    nets = [network] + ([teacher] if teacher is not None and saved.get("teacher") != "fixed"
-                        else [])
+    nets = recalibrated_networks(network, teacher, saved.get("teacher"))
     used = recalibrate_run(nets, source, batch_size=saved["batch_size"], seed=saved["seed"],
                            batches=batches)
     print(f"BN statistics recomputed over {used} training batches (not saved)")

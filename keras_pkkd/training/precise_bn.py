@@ -69,19 +69,29 @@ def recalibrate_batchnorm(model, dataset, batches):
     return used
 
 
+def recalibrated_networks(network, teacher, teacher_mode):
+    """The networks whose BN statistics precise BN recomputes: the trained network, and a
+    teacher trained alongside it (a fixed teacher keeps the statistics it was trained with)."""
+    return [network] + ([teacher] if teacher is not None and teacher_mode != "fixed" else [])
+
+
+def run_batches(source, batch_size, seed):
+    """The batches precise BN reads: epoch 0 of the run's training pipeline (its order and
+    augmentation depend only on the seed, so every call yields the same batches)."""
+    return source.train_dataset(batch_size, seed=seed, epochs=1)
+
+
 def recalibrate_run(networks, source, *, batch_size, seed, batches):
     """Precise BN as a training run does it after its last epoch: every network of `networks`
-    gets its statistics over the same first `batches` batches of the run's training pipeline
-    (`source.train_dataset(batch_size, seed=seed, epochs=1)`: epoch 0's order and augmentation,
-    so a rerun recomputes the same statistics). Used by the trainer and by `keras_pkkd.evaluate
+    gets its statistics over the same first `batches` batches of `run_batches` (so a rerun
+    recomputes the same statistics). Used by the trainer and by `keras_pkkd.evaluate
     --bn_recalibration_batches` (a checkpoint taken mid-training, seen as its final evaluation
     would see it).
 
     Returns:
         The number of batches used (0 when no network has a BN layer).
     """
-    return recalibrate_networks(networks, source.train_dataset(batch_size, seed=seed, epochs=1),
-                                batches)
+    return recalibrate_networks(networks, run_batches(source, batch_size, seed), batches)
 
 
 def recalibrate_networks(networks, dataset, batches):

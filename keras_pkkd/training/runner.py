@@ -30,7 +30,7 @@ from keras_pkkd.training import networks
 from keras_pkkd.training.checkpointing import EpochCheckpoint, TrainingState
 from keras_pkkd.training.evaluation import evaluate_network
 from keras_pkkd.training.plots import plot_curves, read_log
-from keras_pkkd.training.precise_bn import recalibrate_run
+from keras_pkkd.training.precise_bn import recalibrate_run, recalibrated_networks, run_batches
 from keras_pkkd.training.strategy import is_chief, make_strategy, patch_symbolic_build
 
 log = logging.getLogger("keras_pkkd")
@@ -216,9 +216,8 @@ def run(cfg, flags_text):
             fit_kwargs = dict(validation_data=eval_ds, validation_freq=cfg.validate_every)
             if cfg.validation_bn_batches:
                 callbacks.insert(0, PreciseBN(
-                    source.train_dataset(cfg.batch_size, seed=cfg.seed, epochs=1),
-                    cfg.validation_bn_batches, networks=_recalibrated_networks(cfg, network,
-                                                                              teacher),
+                    run_batches(source, cfg.batch_size, cfg.seed), cfg.validation_bn_batches,
+                    networks=recalibrated_networks(network, teacher, cfg.teacher),
                     strategy=strategy))
             elif kind == "adder":
                 _say("per-epoch val_* use training's BN moving averages, which lag an adder "
@@ -299,19 +298,13 @@ def _history(csv_path):
     return history
 
 
-def _recalibrated_networks(cfg, network, teacher):
-    """The networks whose BN statistics precise BN recomputes: the trained network and a
-    progressive teacher (a fixed teacher keeps the statistics it was trained with)."""
-    return [network] + ([teacher] if teacher is not None and cfg.teacher != "fixed" else [])
-
-
 def _recalibrate(cfg, source, strategy, network, teacher):
     """Precise BN for the trained network(s) (keras_pkkd.training.precise_bn): the same
     batches (training pipeline, the run's seed) every time, so a re-invoked finished run
     reproduces its figures. Returns the number of batches used (0: off)."""
     if not cfg.bn_recalibration_batches:
         return 0
-    nets = _recalibrated_networks(cfg, network, teacher)
+    nets = recalibrated_networks(network, teacher, cfg.teacher)
     with strategy.scope():
         used = recalibrate_run(nets, source, batch_size=cfg.batch_size, seed=cfg.seed,
                                batches=cfg.bn_recalibration_batches)
